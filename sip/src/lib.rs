@@ -1,1 +1,31 @@
-//! switchboard-sip
+//! switchboard-sip: the sans-IO SIP core of Switchboard.
+//!
+//! Everything in this crate is a plain state machine or a pure function: it takes `now: Instant`
+//! and input (bytes, messages) and returns output (messages to send, events, the next deadline).
+//! It never reads a clock, opens a socket, spawns a task or takes a lock; the tokio drivers that
+//! own sockets and timers live elsewhere and feed these machines.
+//!
+//! Map:
+//! - [`message`]: SIP requests and responses, parsing (datagram and stream framing) and
+//!   serialization; [`headers`] holds the header collection and the typed header values
+//!   ([`Via`], [`NameAddr`], [`CSeq`], ...).
+//! - [`timer`]: the closed set of transaction timers and the deadline table.
+//! - [`transaction`]: the four RFC 3261 §17 transaction machines with the RFC 6026 fixes.
+//! - [`digest`]: HTTP digest authentication (RFC 7616 / RFC 2617) for both sides.
+
+pub mod digest;
+mod error;
+pub mod headers;
+pub mod message;
+pub mod timer;
+pub mod transaction;
+
+pub use digest::{Algorithm, Challenge, Credentials, Qop};
+pub use error::{Error, Result};
+pub use headers::{CSeq, HeaderName, Headers, NameAddr, Params, Via};
+pub use message::{bad_request_response, Message, Method, Request, Response};
+pub use timer::{Timer, TimerConfig, TimerTable};
+pub use transaction::{
+    ClientInvite, ClientInviteState, ClientNonInvite, ClientNonInviteState, Event, ServerInvite,
+    ServerInviteState, ServerNonInvite, ServerNonInviteState, TransactionKey,
+};

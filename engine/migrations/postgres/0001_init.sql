@@ -1,0 +1,185 @@
+-- Switchboard schema v1 (PostgreSQL). Mirrors sqlite/0001_init.sql column for column.
+-- Ids are UUIDv7 text; every tenant-owned row carries tenant_id.
+CREATE TABLE tenants (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+
+CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    email TEXT NOT NULL,
+    password_hash TEXT NOT NULL,
+    role TEXT NOT NULL,
+    first_name TEXT,
+    last_name TEXT,
+    phone TEXT,
+    is_active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    last_login_at TIMESTAMPTZ
+);
+CREATE UNIQUE INDEX users_email ON users (email);
+CREATE INDEX users_tenant ON users (tenant_id);
+
+CREATE TABLE agent_groups (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    description TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE UNIQUE INDEX agent_groups_name ON agent_groups (tenant_id, name);
+
+CREATE TABLE agents (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    user_id TEXT REFERENCES users(id),
+    name TEXT NOT NULL,
+    phone TEXT,
+    email TEXT,
+    endpoint TEXT,
+    agent_group_id TEXT REFERENCES agent_groups(id),
+    status TEXT NOT NULL,
+    max_concurrent_calls BIGINT NOT NULL,
+    current_calls BIGINT NOT NULL DEFAULT 0,
+    total_calls_handled BIGINT NOT NULL DEFAULT 0,
+    total_call_duration_seconds BIGINT NOT NULL DEFAULT 0,
+    working_hours JSONB,
+    is_active BOOLEAN NOT NULL DEFAULT TRUE,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    last_active_at TIMESTAMPTZ
+);
+CREATE INDEX agents_tenant ON agents (tenant_id, status);
+CREATE INDEX agents_group ON agents (agent_group_id);
+CREATE UNIQUE INDEX agents_user ON agents (user_id);
+
+CREATE TABLE campaigns (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    name TEXT NOT NULL,
+    caller_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    schedule_start TIMESTAMPTZ,
+    schedule_end TIMESTAMPTZ,
+    timezone TEXT NOT NULL,
+    calling_hours_start TEXT NOT NULL,
+    calling_hours_end TEXT NOT NULL,
+    agent_group_id TEXT REFERENCES agent_groups(id),
+    max_attempts BIGINT NOT NULL,
+    retry_delay_minutes BIGINT NOT NULL,
+    retry_on_no_answer BOOLEAN NOT NULL,
+    retry_on_busy BOOLEAN NOT NULL,
+    retry_on_voicemail BOOLEAN NOT NULL,
+    amd_enabled BOOLEAN NOT NULL,
+    voicemail_message_url TEXT,
+    record_calls BOOLEAN NOT NULL,
+    dial_mode TEXT NOT NULL,
+    dial_ratio DOUBLE PRECISION NOT NULL,
+    max_abandon_rate DOUBLE PRECISION NOT NULL,
+    abandon_window TEXT NOT NULL,
+    trunk_ids JSONB NOT NULL,
+    total_leads BIGINT NOT NULL DEFAULT 0,
+    calls_made BIGINT NOT NULL DEFAULT 0,
+    calls_completed BIGINT NOT NULL DEFAULT 0,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX campaigns_tenant ON campaigns (tenant_id, status, created_at);
+
+CREATE TABLE leads (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    campaign_id TEXT NOT NULL REFERENCES campaigns(id),
+    phone TEXT NOT NULL,
+    phone_normalized TEXT NOT NULL,
+    first_name TEXT,
+    last_name TEXT,
+    email TEXT,
+    country TEXT,
+    timezone TEXT,
+    lead_type TEXT,
+    priority TEXT NOT NULL,
+    priority_rank BIGINT NOT NULL,
+    custom_fields JSONB NOT NULL,
+    notes TEXT,
+    status TEXT NOT NULL,
+    call_attempts BIGINT NOT NULL DEFAULT 0,
+    last_call_at TIMESTAMPTZ,
+    next_call_at TIMESTAMPTZ,
+    do_not_call BOOLEAN NOT NULL DEFAULT FALSE,
+    last_disposition TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE UNIQUE INDEX leads_campaign_phone ON leads (campaign_id, phone_normalized);
+CREATE INDEX leads_list ON leads (campaign_id, created_at, id);
+CREATE INDEX leads_status ON leads (campaign_id, status, created_at, id);
+CREATE INDEX leads_hopper ON leads (campaign_id, status, next_call_at, priority_rank);
+CREATE INDEX leads_tenant_phone ON leads (tenant_id, phone_normalized);
+
+CREATE TABLE dnc_numbers (
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    phone TEXT NOT NULL,
+    reason TEXT,
+    created_by TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (tenant_id, phone)
+);
+
+CREATE TABLE calls (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL REFERENCES tenants(id),
+    campaign_id TEXT REFERENCES campaigns(id),
+    lead_id TEXT REFERENCES leads(id),
+    agent_id TEXT REFERENCES agents(id),
+    customer_id TEXT,
+    call_sid TEXT,
+    account_sid TEXT,
+    conference_sid TEXT,
+    from_number TEXT,
+    to_number TEXT,
+    caller_name TEXT,
+    direction TEXT NOT NULL,
+    status TEXT NOT NULL,
+    answered_by TEXT,
+    start_time TIMESTAMPTZ,
+    answer_time TIMESTAMPTZ,
+    end_time TIMESTAMPTZ,
+    duration BIGINT,
+    talk_time BIGINT,
+    disposition TEXT,
+    outcome TEXT,
+    recording_url TEXT,
+    recording_sid TEXT,
+    recording_duration BIGINT,
+    cost DOUBLE PRECISION,
+    quality JSONB,
+    transcript JSONB,
+    tags JSONB NOT NULL,
+    metadata JSONB NOT NULL,
+    notes TEXT,
+    created_at TIMESTAMPTZ NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL,
+    deleted_at TIMESTAMPTZ
+);
+CREATE INDEX calls_tenant_created ON calls (tenant_id, created_at);
+CREATE INDEX calls_campaign ON calls (campaign_id, created_at);
+CREATE INDEX calls_agent ON calls (agent_id, created_at);
+CREATE INDEX calls_lead ON calls (lead_id);
+CREATE INDEX calls_sid ON calls (call_sid);
+
+CREATE TABLE audit_log (
+    id TEXT PRIMARY KEY,
+    tenant_id TEXT NOT NULL,
+    user_id TEXT,
+    action TEXT NOT NULL,
+    entity TEXT NOT NULL,
+    entity_id TEXT,
+    details JSONB NOT NULL,
+    created_at TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX audit_log_tenant ON audit_log (tenant_id, created_at);
