@@ -1,1 +1,238 @@
-fn main() {}
+//! `switchboard`: the dialer engine's binary — serve the API, run migrations, bootstrap users.
+
+mod config;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use config::{CommonArgs, ServeArgs, Settings};
+use switchboard_api::{ApiConfig, AppState};
+use switchboard_engine::tenancy::{NewUser, Role};
+use switchboard_engine::{Store, StoreOptions};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchboard",
+    version,
+    about = "Real-time outbound dialer engine with its own SIP media core"
+)]
+struct Cli {
+    #[command(flatten)]
+    common: CommonArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the engine and its HTTP API.
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users without HTTP.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user: a new tenant's owner, or a user of an existing tenant.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// The password (or set SWITCHBOARD_USER_PASSWORD to keep it out of the shell history).
+        #[arg(long, env = "SWITCHBOARD_USER_PASSWORD", hide_env_values = true)]
+        password: String,
+        /// owner | admin | supervisor | agent | viewer (a new tenant's first user is the owner).
+        #[arg(long, default_value = "owner")]
+        role: String,
+        /// Add to this tenant; without it a new tenant is created.
+        #[arg(long)]
+        tenant_id: Option<String>,
+        /// Name of the new tenant.
+        #[arg(long)]
+        tenant_name: Option<String>,
+        #[arg(long)]
+        first_name: Option<String>,
+        #[arg(long)]
+        last_name: Option<String>,
+    },
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
+        .unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn open_store(settings: &Settings) -> Result<Store> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+    let store = Store::connect(&settings.database_url, &StoreOptions::default())
+        .await
+        .with_context(|| {
+            format!(
+                "opening database {}",
+                switchboard_engine::store::redact_url(&settings.database_url)
+            )
+        })?;
+    store.migrate().await.context("migrating the database")?;
+    Ok(store)
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let no_serve = ServeArgs::default();
+    let serve_args = match &cli.command {
+        Command::Serve(a) => a,
+        _ => &no_serve,
+    };
+    let settings = config::resolve(&cli.common, serve_args)?;
+    init_logging(&settings.log_format);
+    match cli.command {
+        Command::Serve(_) => serve(settings).await,
+        Command::Migrate => {
+            let store = open_store(&settings).await?;
+            println!(
+                "database is at schema version {}",
+                switchboard_engine::store::MIGRATIONS
+                    .last()
+                    .map_or(0, |m| m.version)
+            );
+            store.close().await;
+            Ok(())
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&switchboard_api::openapi_document())?
+            );
+            Ok(())
+        }
+        Command::User {
+            command:
+                UserCommand::Create {
+                    email,
+                    password,
+                    role,
+                    tenant_id,
+                    tenant_name,
+                    first_name,
+                    last_name,
+                },
+        } => {
+            let Some(role) = Role::parse(&role) else {
+                bail!("role must be one of owner, admin, supervisor, agent, viewer")
+            };
+            if !switchboard_engine::validate::is_email(&email) {
+                bail!("{email:?} is not a valid e-mail address");
+            }
+            if let Err(why) = switchboard_api::password::check_rules(&password) {
+                bail!("password {why}");
+            }
+            let store = open_store(&settings).await?;
+            let hash = switchboard_api::password::hash(&password)
+                .map_err(|e| anyhow::anyhow!("hashing: {e}"))?;
+            let new = NewUser {
+                email: email.clone(),
+                password_hash: hash,
+                role,
+                first_name,
+                last_name,
+                phone: None,
+            };
+            let user = match tenant_id {
+                Some(t) => store.create_user(&t, &new).await?,
+                None => {
+                    let name = tenant_name.unwrap_or_else(|| {
+                        email.rsplit('@').next().unwrap_or("tenant").to_string()
+                    });
+                    store
+                        .create_tenant_with_owner(
+                            &name,
+                            &NewUser {
+                                role: Role::Owner,
+                                ..new
+                            },
+                        )
+                        .await?
+                        .1
+                }
+            };
+            println!(
+                "{}",
+                serde_json::json!({"id": user.id, "email": user.email, "role": user.role, "tenant_id": user.tenant_id})
+            );
+            store.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let store = open_store(&settings).await?;
+    let secret = config::jwt_secret(&settings)?;
+    let mut api = ApiConfig::new(secret, settings.data_dir.join("spool"));
+    api.token_ttl = Duration::from_secs(settings.token_ttl_hours * 3600);
+    api.rate_limit_per_user = settings.rate_limit_per_user;
+    api.rate_limit_per_ip = settings.rate_limit_per_ip;
+    api.login_attempts = settings.login_attempts;
+    api.upload_max_bytes = settings.upload_max_bytes;
+    api.cors_origins = settings.cors_origins.clone();
+    api.default_country = settings.default_country.clone();
+    api.allow_signup = settings.allow_signup;
+    let app = switchboard_api::router(AppState::new(store.clone(), api));
+    let listener = tokio::net::TcpListener::bind(&settings.http)
+        .await
+        .with_context(|| format!("binding HTTP on {}", settings.http))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        %addr,
+        database = %switchboard_engine::store::redact_url(&settings.database_url),
+        data_dir = %settings.data_dir.display(),
+        "switchboard listening: API docs at http://{addr}/docs"
+    );
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
+    tracing::info!("shutting down: closing the database");
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,1 +1,131 @@
-//! switchboard-api
+//! Switchboard's REST API: axum routers over the engine's store, bearer-JWT auth, rate
+//! limits, and the OpenAPI document generated from the handlers themselves.
+//!
+//! `router(state)` builds everything; the binary serves it with `axum::serve`.
+
+pub mod auth;
+pub mod error;
+pub mod json;
+pub mod jwt;
+pub mod limit;
+pub mod middleware;
+pub mod openapi;
+pub mod password;
+pub mod routes;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use switchboard_engine::Store;
+
+pub use error::{ApiError, ApiResult};
+
+/// Settings of the API (filled from the binary's configuration).
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// HS256 key for tokens.
+    pub jwt_secret: Vec<u8>,
+    /// How long a token is valid.
+    pub token_ttl: Duration,
+    /// Requests per minute per authenticated user (0 = unlimited).
+    pub rate_limit_per_user: u32,
+    /// Requests per minute per client IP (0 = unlimited).
+    pub rate_limit_per_ip: u32,
+    /// Failed logins allowed per e-mail and per IP in 15 minutes.
+    pub login_attempts: u32,
+    /// Largest CSV upload.
+    pub upload_max_bytes: u64,
+    /// Largest JSON body.
+    pub json_max_bytes: usize,
+    /// Allowed CORS origins (`*` for any); empty = same-origin only.
+    pub cors_origins: Vec<String>,
+    /// Country for national numbers when nothing else says.
+    pub default_country: String,
+    /// Where uploads are spooled while they are imported.
+    pub spool_dir: PathBuf,
+    /// Whether anyone may register a new tenant.
+    pub allow_signup: bool,
+}
+
+impl ApiConfig {
+    /// Defaults with the given secret and spool directory.
+    pub fn new(jwt_secret: Vec<u8>, spool_dir: PathBuf) -> Self {
+        Self {
+            jwt_secret,
+            token_ttl: Duration::from_secs(24 * 3600),
+            rate_limit_per_user: 100,
+            rate_limit_per_ip: 600,
+            login_attempts: 5,
+            upload_max_bytes: 50 * 1024 * 1024,
+            json_max_bytes: 1024 * 1024,
+            cors_origins: Vec::new(),
+            default_country: "US".into(),
+            spool_dir,
+            allow_signup: true,
+        }
+    }
+}
+
+/// Limiters shared by all requests.
+#[derive(Debug)]
+pub struct Limits {
+    pub per_user: limit::Gcra,
+    pub per_ip: limit::Gcra,
+    pub login: limit::Gcra,
+}
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ApiConfig>,
+    pub limits: Arc<Limits>,
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ApiConfig) -> Self {
+        let minute = Duration::from_secs(60);
+        let limits = Limits {
+            per_user: limit::Gcra::new(config.rate_limit_per_user, minute),
+            per_ip: limit::Gcra::new(config.rate_limit_per_ip, minute),
+            login: limit::Gcra::new(config.login_attempts, Duration::from_secs(15 * 60)),
+        };
+        Self {
+            store,
+            config: Arc::new(config),
+            limits: Arc::new(limits),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// The whole HTTP surface: `/api/*`, `/api/openapi.json`, `/docs`.
+pub fn router(state: AppState) -> Router {
+    let (api, doc) = routes::api_router().split_for_parts();
+    let doc = Arc::new(doc);
+    let mut app = Router::new()
+        .merge(api)
+        .merge(openapi::router(doc))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::rate_limit,
+        ))
+        .layer(DefaultBodyLimit::max(state.config.json_max_bytes))
+        .layer(axum::middleware::from_fn(middleware::trace));
+    for layer in middleware::security_headers() {
+        app = app.layer(layer);
+    }
+    if let Some(cors) = middleware::cors(&state.config.cors_origins) {
+        app = app.layer(cors);
+    }
+    app.with_state(state)
+}
+
+/// The OpenAPI document (for `switchboard openapi` and tests).
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    routes::api_router().split_for_parts().1
+}

@@ -14,6 +14,9 @@
 //! - [`g711`]: ITU-T G.711 μ-law and A-law encode/decode, slice-at-a-time without allocation.
 //! - [`stats`]: per-stream receive statistics (RFC 3550 A.1 sequence validation, A.3 loss,
 //!   §6.4.1 jitter), interval reports for RTCP and quality updates, RTT from LSR/DLSR.
+//! - [`pcap`]: zero-copy pcap / pcapng reader down to UDP payloads, and a small pcap writer.
+//! - [`analyze`]: the core of `switchboard rtp analyze`: RTP streams found in a capture, with
+//!   loss and jitter by Wireshark's definitions.
 //! - [`mos`]: the ITU-T G.107 E-model (simplified, as in rtpengine/VoIPmonitor) giving R and
 //!   MOS from delay, loss and codec.
 //!
@@ -22,8 +25,10 @@
 //!
 //! Errors: the crate has a single error type, [`Error`].
 
+pub mod analyze;
 pub mod g711;
 pub mod mos;
+pub mod pcap;
 pub mod rtcp;
 pub mod rtp;
 pub mod stats;

@@ -72,6 +72,31 @@ pub enum Error {
     /// The challenge offers no qop we implement.
     #[error("unsupported digest qop")]
     UnsupportedQop,
+    /// An SDP line is malformed (`line` is 1-based; 0 for the body as a whole).
+    #[error("invalid SDP at line {line}: {field}")]
+    InvalidSdp { line: usize, field: &'static str },
+    /// A mandatory SDP field is absent.
+    #[error("SDP lacks the {0}= field")]
+    MissingSdpField(&'static str),
+    /// Offer/answer found no codec both sides support; answer 488 Not Acceptable Here.
+    #[error("no common codec")]
+    NoCommonCodec,
+    /// The SDP holds no usable audio stream; answer 488 Not Acceptable Here.
+    #[error("no audio stream")]
+    NoAudioStream,
+    /// An INVITE response or request needed a body that was absent or not SDP.
+    #[error("missing SDP body")]
+    MissingSdp,
+}
+
+impl Error {
+    /// The status a UAS answers an INVITE with when this error refused its offer.
+    pub fn offer_rejection_status(&self) -> u16 {
+        match self {
+            Error::NoCommonCodec | Error::NoAudioStream | Error::MissingSdp => 488,
+            _ => 400,
+        }
+    }
 }
 
 /// Result alias of the crate.

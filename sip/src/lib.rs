@@ -11,15 +11,23 @@
 //!   ([`Via`], [`NameAddr`], [`CSeq`], ...).
 //! - [`timer`]: the closed set of transaction timers and the deadline table.
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines with the RFC 6026 fixes.
+//! - [`dialog`]: the UAC dialog of an outbound call (INVITE, ACK, BYE, CANCEL, re-INVITE,
+//!   session timers, digest retry, redirects), owning its transactions.
+//! - [`sdp`]: SDP (RFC 4566) for audio and the RFC 3264 offer/answer model.
 //! - [`digest`]: HTTP digest authentication (RFC 7616 / RFC 2617) for both sides.
 
+pub mod dialog;
 pub mod digest;
 mod error;
 pub mod headers;
 pub mod message;
+pub mod sdp;
 pub mod timer;
 pub mod transaction;
 
+pub use dialog::{
+    AuthCredentials, CallConfig, Dialog, DialogEvent, DialogState, IdSource, TerminationReason,
+};
 pub use digest::{Algorithm, Challenge, Credentials, Qop};
 pub use error::{Error, Result};
 pub use headers::{CSeq, HeaderName, Headers, NameAddr, Params, Via};

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 pub use client_invite::{ClientInvite, ClientInviteState};
 pub use client_non_invite::{ClientNonInvite, ClientNonInviteState};
-pub use key::TransactionKey;
+pub use key::{TransactionKey, MAGIC_COOKIE};
 pub use server_invite::{ServerInvite, ServerInviteState};
 pub use server_non_invite::{ServerNonInvite, ServerNonInviteState};
 

@@ -1,0 +1,283 @@
+//! Settings: defaults < config file (TOML) < `SWITCHBOARD_*` environment < flags.
+//! Every setting has one name: `data_dir` in the file, `SWITCHBOARD_DATA_DIR` in the
+//! environment, `--data-dir` on the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use serde::Deserialize;
+
+/// The settings file's shape; every key optional (see switchboard.example.toml).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub http: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub token_ttl_hours: Option<u64>,
+    pub rate_limit_per_user: Option<u32>,
+    pub rate_limit_per_ip: Option<u32>,
+    pub login_attempts: Option<u32>,
+    pub upload_max_bytes: Option<u64>,
+    pub cors_origins: Option<Vec<String>>,
+    pub default_country: Option<String>,
+    pub allow_signup: Option<bool>,
+    pub log_format: Option<String>,
+}
+
+/// Flags shared by every command that opens the database; each also reads its
+/// `SWITCHBOARD_*` variable.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CommonArgs {
+    /// TOML settings file.
+    #[arg(long, env = "SWITCHBOARD_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Directory for the SQLite database, the generated JWT secret and upload spool [default: ./data].
+    #[arg(long, env = "SWITCHBOARD_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// sqlite://FILE or postgres://USER@HOST/DB [default: sqlite://<data_dir>/switchboard.db].
+    #[arg(long, env = "SWITCHBOARD_DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// pretty | json [default: pretty].
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", global = true)]
+    pub log_format: Option<String>,
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// HTTP listen address [default: 127.0.0.1:3000].
+    #[arg(long, env = "SWITCHBOARD_HTTP")]
+    pub http: Option<String>,
+    /// HS256 secret for tokens [default: generated into <data_dir>/jwt_secret].
+    #[arg(long, env = "SWITCHBOARD_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Token lifetime in hours [default: 24].
+    #[arg(long, env = "SWITCHBOARD_TOKEN_TTL_HOURS")]
+    pub token_ttl_hours: Option<u64>,
+    /// Requests per minute per user, 0 = off [default: 100].
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_PER_USER")]
+    pub rate_limit_per_user: Option<u32>,
+    /// Requests per minute per client IP, 0 = off [default: 600].
+    #[arg(long, env = "SWITCHBOARD_RATE_LIMIT_PER_IP")]
+    pub rate_limit_per_ip: Option<u32>,
+    /// Failed logins per e-mail and per IP in 15 minutes [default: 5].
+    #[arg(long, env = "SWITCHBOARD_LOGIN_ATTEMPTS")]
+    pub login_attempts: Option<u32>,
+    /// Largest CSV upload in bytes [default: 52428800 = 50 MB].
+    #[arg(long, env = "SWITCHBOARD_UPLOAD_MAX_BYTES")]
+    pub upload_max_bytes: Option<u64>,
+    /// Allowed CORS origins, comma-separated (`*` = any) [default: none, same-origin].
+    #[arg(long, env = "SWITCHBOARD_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Option<Vec<String>>,
+    /// ISO country for national numbers [default: US].
+    #[arg(long, env = "SWITCHBOARD_DEFAULT_COUNTRY")]
+    pub default_country: Option<String>,
+    /// Whether anyone may register a new tenant [default: true].
+    #[arg(long, env = "SWITCHBOARD_ALLOW_SIGNUP")]
+    pub allow_signup: Option<bool>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http: String,
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    pub jwt_secret: Option<String>,
+    pub token_ttl_hours: u64,
+    pub rate_limit_per_user: u32,
+    pub rate_limit_per_ip: u32,
+    pub login_attempts: u32,
+    pub upload_max_bytes: u64,
+    pub cors_origins: Vec<String>,
+    pub default_country: String,
+    pub allow_signup: bool,
+    pub log_format: String,
+}
+
+/// Reads the file (if any) and merges flags/environment over it.
+pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> Result<Settings> {
+    let file = match &common.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            toml::from_str::<FileConfig>(&text)
+                .with_context(|| format!("config file {} is invalid", path.display()))?
+        }
+        None => FileConfig::default(),
+    };
+    let data_dir = common
+        .data_dir
+        .clone()
+        .or(file.data_dir)
+        .unwrap_or_else(|| PathBuf::from("./data"));
+    let database_url = common
+        .database_url
+        .clone()
+        .or(file.database_url)
+        .unwrap_or_else(|| default_db_url(&data_dir));
+    let log_format = common
+        .log_format
+        .clone()
+        .or(file.log_format)
+        .unwrap_or_else(|| "pretty".into());
+    if log_format != "pretty" && log_format != "json" {
+        bail!("log_format must be pretty or json, not {log_format:?}");
+    }
+    let default_country = serve
+        .default_country
+        .clone()
+        .or(file.default_country)
+        .unwrap_or_else(|| "US".into())
+        .to_uppercase();
+    if !switchboard_engine::phone::is_valid_country(&default_country) {
+        bail!("default_country {default_country:?} is not an ISO 3166 alpha-2 code");
+    }
+    Ok(Settings {
+        http: serve
+            .http
+            .clone()
+            .or(file.http)
+            .unwrap_or_else(|| "127.0.0.1:3000".into()),
+        data_dir,
+        database_url,
+        jwt_secret: serve.jwt_secret.clone().or(file.jwt_secret),
+        token_ttl_hours: serve
+            .token_ttl_hours
+            .or(file.token_ttl_hours)
+            .unwrap_or(24)
+            .max(1),
+        rate_limit_per_user: serve
+            .rate_limit_per_user
+            .or(file.rate_limit_per_user)
+            .unwrap_or(100),
+        rate_limit_per_ip: serve
+            .rate_limit_per_ip
+            .or(file.rate_limit_per_ip)
+            .unwrap_or(600),
+        login_attempts: serve
+            .login_attempts
+            .or(file.login_attempts)
+            .unwrap_or(5)
+            .max(1),
+        upload_max_bytes: serve
+            .upload_max_bytes
+            .or(file.upload_max_bytes)
+            .unwrap_or(50 * 1024 * 1024),
+        cors_origins: serve
+            .cors_origins
+            .clone()
+            .or(file.cors_origins)
+            .unwrap_or_default(),
+        default_country,
+        allow_signup: serve.allow_signup.or(file.allow_signup).unwrap_or(true),
+        log_format,
+    })
+}
+
+fn default_db_url(data_dir: &Path) -> String {
+    format!("sqlite://{}/switchboard.db", data_dir.display())
+}
+
+/// The configured secret, else the one in `<data_dir>/jwt_secret`, else a new random one
+/// written there (owner-only permissions) with a warning.
+pub fn jwt_secret(settings: &Settings) -> Result<Vec<u8>> {
+    if let Some(s) = &settings.jwt_secret {
+        if s.len() < 32 {
+            bail!("jwt_secret must be at least 32 characters");
+        }
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = settings.data_dir.join("jwt_secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        let s = s.trim();
+        if s.len() >= 32 {
+            return Ok(s.as_bytes().to_vec());
+        }
+    }
+    use rand::RngCore;
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    write_private(&path, &hex).with_context(|| format!("writing {}", path.display()))?;
+    tracing::warn!(path = %path.display(), "no jwt_secret configured: generated one; set SWITCHBOARD_JWT_SECRET to share it between instances");
+    Ok(hex.into_bytes())
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    use std::io::Write;
+    opts.open(path)?.write_all(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_without_file() {
+        let s = resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(s.http, "127.0.0.1:3000");
+        assert_eq!(s.database_url, "sqlite://./data/switchboard.db");
+        assert_eq!(s.rate_limit_per_user, 100);
+    }
+
+    #[test]
+    fn flags_beat_file_beats_defaults() {
+        let dir = std::env::temp_dir().join(format!("sb-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("c.toml");
+        std::fs::write(
+            &file,
+            "http = \"127.0.0.1:4000\"\ndata_dir = \"/tmp/x\"\nrate_limit_per_user = 7\n",
+        )
+        .unwrap();
+        let common = CommonArgs {
+            config: Some(file.clone()),
+            ..Default::default()
+        };
+        let s = resolve(
+            &common,
+            &ServeArgs {
+                http: Some("127.0.0.1:5000".into()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(s.http, "127.0.0.1:5000");
+        assert_eq!(s.rate_limit_per_user, 7);
+        assert_eq!(s.database_url, "sqlite:///tmp/x/switchboard.db");
+        std::fs::write(&file, "htp = 1\n").unwrap();
+        let err = resolve(&common, &ServeArgs::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn generated_secret_is_kept() {
+        let dir = std::env::temp_dir().join(format!("sb-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let s = resolve(
+            &CommonArgs {
+                data_dir: Some(dir.clone()),
+                ..Default::default()
+            },
+            &ServeArgs::default(),
+        )
+        .unwrap();
+        let a = jwt_secret(&s).unwrap();
+        let b = jwt_secret(&s).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 64);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
