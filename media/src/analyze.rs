@@ -36,9 +36,9 @@
 //!   `D = |t - (t_prev + N - N_prev)|`, `J = (15 J + D) / 16`, where `prev` is the previous
 //!   in-time packet in arrival order. A reordered packet is therefore measured against its
 //!   predecessor in arrival order and becomes the next reference, as in RFC 3550 §6.4.1
-//!   ([`crate::stats`] documents a later Wireshark that measures reordered packets against
-//!   the last packet in timestamp order; 4.0 does not, and the generated reordering captures
-//!   confirm it). The ms conversion divides by the integer `rate / 1000`, as Wireshark does.
+//!   ([`crate::stats`] also describes later Wireshark releases, which measure a reordered
+//!   packet against the last packet whose timestamp did not go backwards; 4.0 does not, and
+//!   the generated reordering captures confirm it). The ms conversion divides by the integer `rate / 1000`, as Wireshark does.
 //! - `max_jitter_ms`, `mean_jitter_ms` and `max_delta_ms` are over "regular" packets only: not
 //!   the first, no marker bit, not comfort noise (PT 13 / 19) nor the packet after one, in
 //!   time sequence; the delta is the arrival gap to the previous in-time packet. The mean is
@@ -66,8 +66,9 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use crate::mos::{self, QualityInput};
-use crate::pcap::{self, PcapError};
+use crate::pcap;
 use crate::stats::{PacketClass, ReceiveStats, StatsConfig};
+use crate::Error;
 
 /// Options of one analysis.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -464,7 +465,7 @@ fn row(s: &Stream) -> StreamRow {
 pub fn analyze_capture(
     data: &[u8],
     options: AnalyzeOptions,
-) -> Result<(Vec<StreamRow>, Option<PcapError>), PcapError> {
+) -> Result<(Vec<StreamRow>, Option<Error>), Error> {
     let mut analyzer = Analyzer::new(options);
     let mut error = None;
     for item in pcap::udp_packets(data)? {
@@ -643,7 +644,7 @@ mod tests {
         let mut data = w.finish().unwrap();
         data.truncate(data.len() - 3);
         let (rows, err) = analyze_capture(&data, AnalyzeOptions::default()).unwrap();
-        assert!(matches!(err, Some(PcapError::Truncated { .. })));
+        assert!(matches!(err, Some(Error::CaptureTruncated { .. })));
         assert_eq!(rows[0].packets, 4);
         assert!(analyze_capture(b"nonsense", AnalyzeOptions::default()).is_err());
     }

@@ -23,7 +23,11 @@
 //! Hot-path rule: parsing, building and statistics never allocate per packet; they work on
 //! borrowed slices and fixed-size state.
 //!
-//! Errors: the crate has a single error type, [`Error`].
+//! Errors: the crate has a single error enum, [`Error`]: RTP/RTCP parsing, the builders and
+//! writers into caller buffers, G.711 and capture-file reading ([`pcap::CaptureReader`],
+//! [`pcap::udp_packets`], [`analyze::analyze_capture`]) all return it. The only other error
+//! type that appears is [`std::io::Error`], passed through unchanged from the
+//! [`std::io::Write`] sink of [`pcap::PcapWriter`].
 
 pub mod analyze;
 pub mod g711;
@@ -53,11 +57,11 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// The single error type of this crate.
+/// The single error enum of this crate.
 ///
-/// Parse errors carry the protocol and the sizes involved so that a caller can log or count
-/// them by kind without string matching. A malformed packet always yields one of these; it
-/// never panics.
+/// Packet parse errors carry the protocol and the sizes involved, and capture-file errors the
+/// file offset, so that a caller can log or count them by kind without string matching. A
+/// malformed packet or capture file always yields one of these; it never panics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -120,6 +124,39 @@ pub enum Error {
         value: u64,
         /// The largest allowed value.
         max: u64,
+    },
+    /// A capture file starts with neither a pcap magic nor a pcapng Section Header Block.
+    #[error("not a pcap or pcapng file (magic {magic:#010x})")]
+    UnknownCaptureFormat {
+        /// The first four bytes of the file, read big-endian.
+        magic: u32,
+    },
+    /// A capture-file header or record announces more bytes than the file holds.
+    #[error("capture truncated at offset {offset}: {needed} bytes needed, {available} left")]
+    CaptureTruncated {
+        /// Offset of the structure in the file.
+        offset: usize,
+        /// Bytes it needs.
+        needed: usize,
+        /// Bytes left from the offset.
+        available: usize,
+    },
+    /// A pcapng block is malformed (length not a multiple of 4, too small, trailer mismatch,
+    /// unknown byte-order magic).
+    #[error("malformed pcapng block at offset {offset}: {reason}")]
+    BadPcapngBlock {
+        /// Offset of the block.
+        offset: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A pcapng packet refers to an interface that no Interface Description Block described.
+    #[error("pcapng packet at offset {offset} refers to unknown interface {interface}")]
+    UnknownInterface {
+        /// Offset of the block.
+        offset: usize,
+        /// Interface id in the block.
+        interface: u32,
     },
 }
 

@@ -18,7 +18,9 @@
 //! captured. [`UdpPackets`] combines both into the iterator the analyzer consumes.
 //!
 //! Malformed input never panics: a broken file structure ends the iteration with one
-//! [`PcapError`]; a frame whose headers do not decode is skipped.
+//! [`Error`] (one of the capture variants: [`Error::UnknownCaptureFormat`],
+//! [`Error::CaptureTruncated`], [`Error::BadPcapngBlock`], [`Error::UnknownInterface`]); a
+//! frame whose headers do not decode is skipped.
 //!
 //! # Writing
 //!
@@ -29,6 +31,8 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::time::Duration;
 use std::io::{self, Write};
+
+use crate::Error;
 
 /// Classic pcap magic, µs timestamps (as written in the file's byte order).
 const MAGIC_US: u32 = 0xa1b2_c3d4;
@@ -97,42 +101,6 @@ impl LinkType {
             LinkType::Other(v) => v,
         }
     }
-}
-
-/// A structural error in a capture file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PcapError {
-    /// The file starts with neither a pcap magic nor a pcapng Section Header Block.
-    #[error("not a pcap or pcapng file (magic {0:#010x})")]
-    UnknownFormat(u32),
-    /// A header or record announces more bytes than the file holds.
-    #[error("capture truncated at offset {offset}: {needed} bytes needed, {available} left")]
-    Truncated {
-        /// Offset of the structure in the file.
-        offset: usize,
-        /// Bytes it needs.
-        needed: usize,
-        /// Bytes left from the offset.
-        available: usize,
-    },
-    /// A pcapng block is malformed (length not a multiple of 4, too small, trailer mismatch,
-    /// unknown byte-order magic).
-    #[error("malformed pcapng block at offset {offset}: {reason}")]
-    BadBlock {
-        /// Offset of the block.
-        offset: usize,
-        /// What is wrong.
-        reason: &'static str,
-    },
-    /// A pcapng packet refers to an interface that no IDB described.
-    #[error("pcapng packet at offset {offset} refers to unknown interface {interface}")]
-    UnknownInterface {
-        /// Offset of the block.
-        offset: usize,
-        /// Interface id in the block.
-        interface: u32,
-    },
 }
 
 /// One captured frame, borrowed from the file.
@@ -243,8 +211,8 @@ pub struct CaptureReader<'a> {
     done: bool,
 }
 
-fn truncated(offset: usize, needed: usize, data_len: usize) -> PcapError {
-    PcapError::Truncated {
+fn truncated(offset: usize, needed: usize, data_len: usize) -> Error {
+    Error::CaptureTruncated {
         offset,
         needed,
         available: data_len.saturating_sub(offset),
@@ -253,7 +221,7 @@ fn truncated(offset: usize, needed: usize, data_len: usize) -> PcapError {
 
 impl<'a> CaptureReader<'a> {
     /// Opens a capture: detects pcap (either byte order, µs or ns) or pcapng.
-    pub fn new(data: &'a [u8]) -> Result<Self, PcapError> {
+    pub fn new(data: &'a [u8]) -> Result<Self, Error> {
         let magic_le = Endian::Little
             .u32(data, 0)
             .ok_or(truncated(0, 4, data.len()))?;
@@ -266,7 +234,7 @@ impl<'a> CaptureReader<'a> {
                 PCAPNG_BOM => Endian::Little,
                 b if b.swap_bytes() == PCAPNG_BOM => Endian::Big,
                 _ => {
-                    return Err(PcapError::BadBlock {
+                    return Err(Error::BadPcapngBlock {
                         offset: 0,
                         reason: "unknown byte-order magic",
                     })
@@ -279,7 +247,7 @@ impl<'a> CaptureReader<'a> {
                 (MAGIC_NS, _) => (Endian::Little, true),
                 (_, MAGIC_US) => (Endian::Big, false),
                 (_, MAGIC_NS) => (Endian::Big, true),
-                _ => return Err(PcapError::UnknownFormat(magic_be)),
+                _ => return Err(Error::UnknownCaptureFormat { magic: magic_be }),
             };
             let link = endian.u32(data, 20).ok_or(truncated(0, 24, data.len()))?;
             // The upper bits may carry FCS information; the link type is the low 16 bits.
@@ -312,7 +280,7 @@ impl<'a> CaptureReader<'a> {
         endian: Endian,
         nanos: bool,
         link: LinkType,
-    ) -> Option<Result<Frame<'a>, PcapError>> {
+    ) -> Option<Result<Frame<'a>, Error>> {
         let d = self.data;
         let at = self.pos;
         if at >= d.len() {
@@ -346,7 +314,7 @@ impl<'a> CaptureReader<'a> {
         }))
     }
 
-    fn next_pcapng(&mut self, mut endian: Endian) -> Option<Result<Frame<'a>, PcapError>> {
+    fn next_pcapng(&mut self, mut endian: Endian) -> Option<Result<Frame<'a>, Error>> {
         let d = self.data;
         loop {
             let at = self.pos;
@@ -362,7 +330,7 @@ impl<'a> CaptureReader<'a> {
                     Some(PCAPNG_BOM) => Endian::Little,
                     Some(b) if b.swap_bytes() == PCAPNG_BOM => Endian::Big,
                     Some(_) => {
-                        return Some(Err(PcapError::BadBlock {
+                        return Some(Err(Error::BadPcapngBlock {
                             offset: at,
                             reason: "unknown byte-order magic",
                         }))
@@ -377,7 +345,7 @@ impl<'a> CaptureReader<'a> {
             };
             let blen = blen as usize;
             if blen < 12 || blen % 4 != 0 {
-                return Some(Err(PcapError::BadBlock {
+                return Some(Err(Error::BadPcapngBlock {
                     offset: at,
                     reason: "block length not a multiple of 4 or below 12",
                 }));
@@ -387,7 +355,7 @@ impl<'a> CaptureReader<'a> {
                 _ => return Some(Err(truncated(at, blen, d.len()))),
             };
             if endian.u32(d, end - 4) != Some(blen as u32) {
-                return Some(Err(PcapError::BadBlock {
+                return Some(Err(Error::BadPcapngBlock {
                     offset: at,
                     reason: "trailing block length differs",
                 }));
@@ -397,7 +365,7 @@ impl<'a> CaptureReader<'a> {
             match btype {
                 PCAPNG_IDB => {
                     let Some(link) = endian.u16(body, 0) else {
-                        return Some(Err(PcapError::BadBlock {
+                        return Some(Err(Error::BadPcapngBlock {
                             offset: at,
                             reason: "interface description too short",
                         }));
@@ -423,20 +391,20 @@ impl<'a> CaptureReader<'a> {
                         endian.u32(body, 12),
                         endian.u32(body, 16),
                     ) else {
-                        return Some(Err(PcapError::BadBlock {
+                        return Some(Err(Error::BadPcapngBlock {
                             offset: at,
                             reason: "packet block too short",
                         }));
                     };
                     let Some(iface) = self.interfaces.get(iface_id as usize).copied() else {
-                        return Some(Err(PcapError::UnknownInterface {
+                        return Some(Err(Error::UnknownInterface {
                             offset: at,
                             interface: iface_id,
                         }));
                     };
                     let Some(data) = body.get(data_off..data_off.saturating_add(cap as usize))
                     else {
-                        return Some(Err(PcapError::BadBlock {
+                        return Some(Err(Error::BadPcapngBlock {
                             offset: at,
                             reason: "captured length exceeds the block",
                         }));
@@ -451,13 +419,13 @@ impl<'a> CaptureReader<'a> {
                 }
                 PCAPNG_SPB => {
                     let Some(iface) = self.interfaces.first().copied() else {
-                        return Some(Err(PcapError::UnknownInterface {
+                        return Some(Err(Error::UnknownInterface {
                             offset: at,
                             interface: 0,
                         }));
                     };
                     let Some(orig) = endian.u32(body, 0) else {
-                        return Some(Err(PcapError::BadBlock {
+                        return Some(Err(Error::BadPcapngBlock {
                             offset: at,
                             reason: "simple packet block too short",
                         }));
@@ -520,7 +488,7 @@ fn parse_idb_options(endian: Endian, mut opts: &[u8], iface: &mut Interface) {
 }
 
 impl<'a> Iterator for CaptureReader<'a> {
-    type Item = Result<Frame<'a>, PcapError>;
+    type Item = Result<Frame<'a>, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
@@ -561,7 +529,7 @@ pub struct UdpPackets<'a> {
 }
 
 impl<'a> Iterator for UdpPackets<'a> {
-    type Item = Result<UdpDatagram<'a>, PcapError>;
+    type Item = Result<UdpDatagram<'a>, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
         loop {
@@ -728,7 +696,7 @@ fn udp(src: IpAddr, dst: IpAddr, seg: &[u8]) -> Option<(SocketAddr, SocketAddr, 
 }
 
 /// Reads every UDP datagram of a capture held in memory.
-pub fn udp_packets(data: &[u8]) -> Result<UdpPackets<'_>, PcapError> {
+pub fn udp_packets(data: &[u8]) -> Result<UdpPackets<'_>, Error> {
     Ok(CaptureReader::new(data)?.udp())
 }
 
@@ -1127,7 +1095,7 @@ mod tests {
         let mut it = CaptureReader::new(&bad).unwrap();
         assert!(matches!(
             it.next(),
-            Some(Err(PcapError::UnknownInterface { .. }))
+            Some(Err(Error::UnknownInterface { .. }))
         ));
         assert!(it.next().is_none());
     }
@@ -1221,7 +1189,7 @@ mod tests {
     fn structural_errors() {
         assert!(matches!(
             CaptureReader::new(b"GIF89a......"),
-            Err(PcapError::UnknownFormat(_))
+            Err(Error::UnknownCaptureFormat { .. })
         ));
         assert!(CaptureReader::new(&[0xd4, 0xc3]).is_err());
         let mut data = written(
@@ -1231,7 +1199,10 @@ mod tests {
         );
         data.truncate(data.len() - 1);
         let mut it = udp_packets(&data).unwrap();
-        assert!(matches!(it.next(), Some(Err(PcapError::Truncated { .. }))));
+        assert!(matches!(
+            it.next(),
+            Some(Err(Error::CaptureTruncated { .. }))
+        ));
         assert!(it.next().is_none());
     }
 

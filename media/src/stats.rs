@@ -37,14 +37,23 @@
 //!   arrival time converted with the clock rate, `J += (|D| - J) / 16`. Timestamp differences
 //!   are taken modulo 2^32 (timestamp wrap is harmless). Telephone-event packets (RFC 4733,
 //!   whose timestamp stays at the event start) do not update `J` but become the reference for
-//!   the next packet, as in Wireshark. Wireshark computes the same filter in ms; it differs
-//!   only for packets whose timestamp goes backwards (reordering), which Wireshark measures
-//!   against the last in-order packet and never uses as the next reference.
+//!   the next packet, as in Wireshark. Wireshark computes the same filter in ms (dividing by
+//!   the integer `rate / 1000`). For reordered packets (timestamp going backwards) it depends
+//!   on the version. Wireshark 4.0 (Debian 12's tshark 4.0.17, which CI compares with)
+//!   measures a reordered packet against its predecessor in arrival order and makes it the
+//!   reference for the next packet, exactly as here; it only skips packets whose timestamp is
+//!   before the first packet's (more than 2^31 units behind it), which are measured here like
+//!   any other. Later Wireshark releases instead measure a reordered packet against the last
+//!   packet whose timestamp did not go backwards and never use it as the next reference.
+//!   [`crate::analyze`] reproduces the 4.0 computation, in ms.
 //! - **Max jitter, mean jitter and max delta** follow Wireshark's "regular packet" rule: the
 //!   first packet, packets with the **marker bit**, comfort-noise packets and the packet after
 //!   one, and packets whose timestamp goes backwards are left out (telephone events are left out
 //!   of the jitter figures but not of the delta). The delta is the arrival gap to the last
-//!   packet whose timestamp did not go backwards. The mean jitter uses Wireshark's running
+//!   packet whose timestamp did not go backwards. "Goes backwards" is the later Wireshark
+//!   rule (behind the last such packet); Wireshark 4.0 leaves out only packets before the
+//!   first packet's timestamp and takes the delta to the previous such packet (see
+//!   [`crate::analyze`]). The mean jitter uses Wireshark's running
 //!   formula `mean = (mean * (n - 1) + J) / n` with `n` the number of packets before this one
 //!   (so it equals the plain mean of J over packets 2..=n when every packet is regular).
 //!

@@ -29,7 +29,7 @@ pub struct ListQuery {
 }
 
 /// Agents of the tenant (at most 1000), by name.
-#[utoipa::path(get, path = "/api/agents", tag = "agents", params(ListQuery), security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_list", get, path = "/api/agents", tag = "agents", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, body = AgentList), (status = 401, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
@@ -55,7 +55,7 @@ pub async fn list(
 }
 
 /// Create an agent (status starts offline).
-#[utoipa::path(post, path = "/api/agents", tag = "agents", request_body = NewAgent, security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_create", post, path = "/api/agents", tag = "agents", request_body = NewAgent, security(("bearer" = [])),
     responses((status = 201, body = AgentResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn create(
@@ -82,7 +82,7 @@ pub async fn create(
 }
 
 /// One agent.
-#[utoipa::path(get, path = "/api/agents/{id}", tag = "agents", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_get", get, path = "/api/agents/{id}", tag = "agents", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = AgentResponse), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
@@ -117,7 +117,7 @@ async fn may_act_on(st: &AppState, auth: &Auth, id: &str) -> ApiResult<Agent> {
 }
 
 /// Set an agent's status.
-#[utoipa::path(put, path = "/api/agents/{id}/status", tag = "agents", params(("id" = String, Path)), request_body = StatusBody, security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_set_status", put, path = "/api/agents/{id}/status", tag = "agents", params(("id" = String, Path)), request_body = StatusBody, security(("bearer" = [])),
     responses((status = 200, body = AgentResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn set_status(
@@ -160,7 +160,7 @@ pub struct AgentStatsResponse {
 }
 
 /// An agent's call aggregates over a date range.
-#[utoipa::path(get, path = "/api/agents/{id}/stats", tag = "agents", params(("id" = String, Path), StatsQuery), security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_stats", get, path = "/api/agents/{id}/stats", tag = "agents", params(("id" = String, Path), StatsQuery), security(("bearer" = [])),
     responses((status = 200, body = AgentStatsResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn stats(
@@ -197,7 +197,7 @@ pub async fn stats(
 }
 
 /// Agent groups, by name.
-#[utoipa::path(get, path = "/api/agent-groups", tag = "agents", security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_list_groups", get, path = "/api/agent-groups", tag = "agents", security(("bearer" = [])),
     responses((status = 200, body = AgentGroupList), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn list_groups(
     State(st): State<AppState>,
@@ -209,7 +209,7 @@ pub async fn list_groups(
 }
 
 /// Create an agent group (names are unique per tenant).
-#[utoipa::path(post, path = "/api/agent-groups", tag = "agents", request_body = AgentGroupInput, security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_create_group", post, path = "/api/agent-groups", tag = "agents", request_body = AgentGroupInput, security(("bearer" = [])),
     responses((status = 201, body = AgentGroupResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn create_group(
@@ -223,7 +223,7 @@ pub async fn create_group(
 }
 
 /// One agent group.
-#[utoipa::path(get, path = "/api/agent-groups/{id}", tag = "agents", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_get_group", get, path = "/api/agent-groups/{id}", tag = "agents", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = AgentGroupResponse), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_group(
     State(st): State<AppState>,
@@ -238,7 +238,7 @@ pub async fn get_group(
 }
 
 /// Rename or describe an agent group.
-#[utoipa::path(put, path = "/api/agent-groups/{id}", tag = "agents", params(("id" = String, Path)), request_body = AgentGroupInput, security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_update_group", put, path = "/api/agent-groups/{id}", tag = "agents", params(("id" = String, Path)), request_body = AgentGroupInput, security(("bearer" = [])),
     responses((status = 200, body = AgentGroupResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn update_group(
@@ -256,7 +256,7 @@ pub async fn update_group(
 }
 
 /// Delete an agent group no campaign routes to (409 otherwise); its agents become ungrouped.
-#[utoipa::path(delete, path = "/api/agent-groups/{id}", tag = "agents", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(operation_id = "agents_delete_group", delete, path = "/api/agent-groups/{id}", tag = "agents", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = MessageResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn delete_group(

@@ -13,7 +13,7 @@ use crate::AppState;
 list_response!(AuditList, entries, AuditEntry);
 
 /// The tenant's audit log, newest first.
-#[utoipa::path(get, path = "/api/audit-log", tag = "audit", params(PageQuery), security(("bearer" = [])),
+#[utoipa::path(operation_id = "audit_list", get, path = "/api/audit-log", tag = "audit", params(PageQuery), security(("bearer" = [])),
     responses((status = 200, body = AuditList), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,

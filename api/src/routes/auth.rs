@@ -123,7 +123,7 @@ async fn verify_blocking(pw: String, phc: String) -> ApiResult<bool> {
 
 /// Register a user: a new tenant with its owner, or (with an owner/admin token) a user of
 /// that tenant.
-#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody,
+#[utoipa::path(operation_id = "auth_register", post, path = "/api/auth/register", tag = "auth", request_body = RegisterBody,
     responses((status = 201, body = AuthResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn register(
@@ -236,7 +236,7 @@ pub async fn register(
 
 /// Log in with e-mail and password. Five failures per address or IP in 15 minutes answer
 /// 429 until the window passes.
-#[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
+#[utoipa::path(operation_id = "auth_login", post, path = "/api/auth/login", tag = "auth", request_body = LoginBody,
     responses((status = 200, body = AuthResponse), (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)))]
 pub async fn login(
     State(st): State<AppState>,
@@ -279,7 +279,7 @@ pub async fn login(
 }
 
 /// The caller's user and tenant.
-#[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
+#[utoipa::path(operation_id = "auth_me", get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn me(State(st): State<AppState>, auth: Auth) -> ApiResult<AxumJson<MeResponse>> {
     let user = st

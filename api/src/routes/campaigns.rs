@@ -25,7 +25,7 @@ pub struct ListQuery {
 }
 
 /// List campaigns, newest first.
-#[utoipa::path(get, path = "/api/campaigns", tag = "campaigns", params(ListQuery), security(("bearer" = [])),
+#[utoipa::path(operation_id = "campaigns_list", get, path = "/api/campaigns", tag = "campaigns", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, body = CampaignList), (status = 401, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
@@ -49,7 +49,7 @@ pub async fn list(
 }
 
 /// Create a campaign (only name and caller_id are required).
-#[utoipa::path(post, path = "/api/campaigns", tag = "campaigns", request_body = CampaignInput, security(("bearer" = [])),
+#[utoipa::path(operation_id = "campaigns_create", post, path = "/api/campaigns", tag = "campaigns", request_body = CampaignInput, security(("bearer" = [])),
     responses((status = 201, body = CampaignResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn create(
     State(st): State<AppState>,
@@ -78,7 +78,7 @@ pub async fn create(
 }
 
 /// One campaign.
-#[utoipa::path(get, path = "/api/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(operation_id = "campaigns_get", get, path = "/api/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = CampaignResponse), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
@@ -94,7 +94,7 @@ pub async fn get(
 
 /// Update a campaign: any create field; `null` clears an optional one; `status` may be
 /// `completed` or `cancelled` where legal (409 otherwise).
-#[utoipa::path(put, path = "/api/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), request_body = CampaignInput, security(("bearer" = [])),
+#[utoipa::path(operation_id = "campaigns_update", put, path = "/api/campaigns/{id}", tag = "campaigns", params(("id" = String, Path)), request_body = CampaignInput, security(("bearer" = [])),
     responses((status = 200, body = CampaignResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn update(
@@ -125,7 +125,7 @@ pub async fn update(
 }
 
 /// Start or resume: draft/paused → active (scheduled when schedule_start is ahead).
-#[utoipa::path(post, path = "/api/campaigns/{id}/start", tag = "campaigns", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(operation_id = "campaigns_start", post, path = "/api/campaigns/{id}/start", tag = "campaigns", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = CampaignResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn start(
@@ -155,7 +155,7 @@ pub async fn start(
 }
 
 /// Pause: active/scheduled → paused.
-#[utoipa::path(post, path = "/api/campaigns/{id}/pause", tag = "campaigns", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(operation_id = "campaigns_pause", post, path = "/api/campaigns/{id}/pause", tag = "campaigns", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = CampaignResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody)))]
 pub async fn pause(

@@ -42,7 +42,7 @@ fn normalize(st: &AppState, raw: &str) -> ApiResult<String> {
 
 /// Add a number (201 when new, 200 when it was already listed); the tenant's leads with
 /// that number become `dnc`.
-#[utoipa::path(post, path = "/api/dnc", tag = "dnc", request_body = DncBody, security(("bearer" = [])),
+#[utoipa::path(operation_id = "dnc_add", post, path = "/api/dnc", tag = "dnc", request_body = DncBody, security(("bearer" = [])),
     responses((status = 201, body = DncResponse), (status = 200, body = DncResponse), (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn add(
@@ -85,7 +85,7 @@ pub async fn add(
 }
 
 /// The list, newest first.
-#[utoipa::path(get, path = "/api/dnc", tag = "dnc", params(ListQuery), security(("bearer" = [])),
+#[utoipa::path(operation_id = "dnc_list", get, path = "/api/dnc", tag = "dnc", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, body = DncList), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
@@ -101,7 +101,7 @@ pub async fn list(
 }
 
 /// Remove a number (URL-encode the `+` as `%2B`).
-#[utoipa::path(delete, path = "/api/dnc/{phone}", tag = "dnc", params(("phone" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(operation_id = "dnc_remove", delete, path = "/api/dnc/{phone}", tag = "dnc", params(("phone" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = MessageResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn remove(

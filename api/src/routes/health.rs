@@ -26,7 +26,7 @@ pub struct HealthResponse {
 }
 
 /// 200 when the database answers, 503 otherwise.
-#[utoipa::path(get, path = "/api/health", tag = "health", responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
+#[utoipa::path(operation_id = "health_health", get, path = "/api/health", tag = "health", responses((status = 200, body = HealthResponse), (status = 503, body = HealthResponse)))]
 pub async fn health(State(st): State<AppState>) -> (StatusCode, AxumJson<HealthResponse>) {
     let db_ok = tokio::time::timeout(std::time::Duration::from_secs(2), st.store.ping())
         .await

@@ -36,7 +36,7 @@ pub struct ListQuery {
 }
 
 /// A campaign's leads in import order.
-#[utoipa::path(get, path = "/api/leads", tag = "leads", params(ListQuery), security(("bearer" = [])),
+#[utoipa::path(operation_id = "leads_list", get, path = "/api/leads", tag = "leads", params(ListQuery), security(("bearer" = [])),
     responses((status = 200, body = LeadList), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn list(
     State(st): State<AppState>,
@@ -67,7 +67,7 @@ pub async fn list(
 }
 
 /// One lead.
-#[utoipa::path(get, path = "/api/leads/{id}", tag = "leads", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(operation_id = "leads_get", get, path = "/api/leads/{id}", tag = "leads", params(("id" = String, Path)), security(("bearer" = [])),
     responses((status = 200, body = LeadResponse), (status = 401, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get(
     State(st): State<AppState>,
@@ -82,7 +82,7 @@ pub async fn get(
 }
 
 /// Update a lead's fields (`null` clears an optional one).
-#[utoipa::path(put, path = "/api/leads/{id}", tag = "leads", params(("id" = String, Path)), request_body = LeadUpdate, security(("bearer" = [])),
+#[utoipa::path(operation_id = "leads_update", put, path = "/api/leads/{id}", tag = "leads", params(("id" = String, Path)), request_body = LeadUpdate, security(("bearer" = [])),
     responses((status = 200, body = LeadResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn update(
@@ -138,7 +138,7 @@ impl Drop for Spool {
 /// Import leads from a CSV file into a campaign. Each row is valid, invalid, a duplicate
 /// (in the file or already in the campaign) or on the DNC list; only valid rows are
 /// inserted, all in one transaction, so uploading the same file again inserts none.
-#[utoipa::path(post, path = "/api/leads/upload", tag = "leads", request_body(content = UploadForm, content_type = "multipart/form-data"), security(("bearer" = [])),
+#[utoipa::path(operation_id = "leads_upload", post, path = "/api/leads/upload", tag = "leads", request_body(content = UploadForm, content_type = "multipart/form-data"), security(("bearer" = [])),
     responses((status = 200, body = UploadResponse), (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 403, body = crate::error::ErrorBody), (status = 404, body = crate::error::ErrorBody), (status = 413, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
 pub async fn upload(
@@ -257,7 +257,7 @@ pub async fn upload(
 }
 
 /// A CSV file with the header the importer understands and one example row.
-#[utoipa::path(get, path = "/api/leads/template/csv", tag = "leads", security(("bearer" = [])),
+#[utoipa::path(operation_id = "leads_template", get, path = "/api/leads/template/csv", tag = "leads", security(("bearer" = [])),
     responses((status = 200, content_type = "text/csv", body = String), (status = 401, body = crate::error::ErrorBody)))]
 pub async fn template(_auth: Auth) -> impl IntoResponse {
     (
