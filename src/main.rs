@@ -38,6 +38,26 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// RTP tools.
+    Rtp {
+        #[command(subcommand)]
+        command: RtpCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RtpCommand {
+    /// Per-stream loss, jitter and MOS of the RTP in a pcap/pcapng file: one JSON object per line.
+    Analyze {
+        /// The capture (pcap or pcapng).
+        file: std::path::PathBuf,
+        /// Only this UDP port, every datagram taken as RTP (default: find RTP on any port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Clock rate for dynamic payload types (default 8000).
+        #[arg(long)]
+        clock_rate: Option<u32>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -99,6 +119,17 @@ async fn main() -> Result<()> {
         Command::Serve(a) => a,
         _ => &no_serve,
     };
+    if let Command::Rtp {
+        command:
+            RtpCommand::Analyze {
+                file,
+                port,
+                clock_rate,
+            },
+    } = &cli.command
+    {
+        return rtp_analyze(file, *port, *clock_rate);
+    }
     let settings = config::resolve(&cli.common, serve_args)?;
     init_logging(&settings.log_format);
     match cli.command {
@@ -114,6 +145,7 @@ async fn main() -> Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Rtp { .. } => Ok(()),
         Command::Openapi => {
             println!(
                 "{}",
@@ -179,6 +211,20 @@ async fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn rtp_analyze(file: &std::path::Path, port: Option<u16>, clock_rate: Option<u32>) -> Result<()> {
+    let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+    let opts = switchboard_media::analyze::AnalyzeOptions { port, clock_rate };
+    let (rows, partial) = switchboard_media::analyze::analyze_capture(&data, opts)
+        .with_context(|| format!("{} is not a readable pcap/pcapng capture", file.display()))?;
+    for row in rows {
+        println!("{}", serde_json::to_string(&row)?);
+    }
+    if let Some(e) = partial {
+        bail!("capture ends early ({e}); the streams above cover what came before");
+    }
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> Result<()> {

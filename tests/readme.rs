@@ -5,8 +5,12 @@ use std::process::{Command, Stdio};
 
 fn walkthrough() -> String {
     let readme = include_str!("../README.md");
-    let start = readme.find("<!-- walkthrough:start -->").expect("walkthrough start marker");
-    let end = readme.find("<!-- walkthrough:end -->").expect("walkthrough end marker");
+    let start = readme
+        .find("<!-- walkthrough:start -->")
+        .expect("walkthrough start marker");
+    let end = readme
+        .find("<!-- walkthrough:end -->")
+        .expect("walkthrough end marker");
     let block = &readme[start..end];
     let body_start = block.find("```sh\n").expect("sh block") + 6;
     let body_end = block[body_start..].find("```").expect("end of block") + body_start;
@@ -43,15 +47,35 @@ fn readme_walkthrough_works_verbatim() {
     }
     let addr = addr.expect("server printed its address");
     let script = walkthrough().replace("localhost:3000", &addr);
-    let out = Command::new("bash").arg("-euo").arg("pipefail").arg("-c").arg(&script).current_dir(&dir).output().expect("run bash");
+    let out = Command::new("bash")
+        .arg("-euo")
+        .arg("pipefail")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(&dir)
+        .output()
+        .expect("run bash");
     let _ = server.kill();
     let _ = server.wait();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(out.status.success(), "walk-through failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains(r#""message":"User registered successfully""#), "{stdout}");
+    assert!(
+        out.status.success(),
+        "walk-through failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(r#""message":"User registered successfully""#),
+        "{stdout}"
+    );
     assert!(stdout.contains(r#""inserted":2"#), "{stdout}");
-    assert!(stdout.contains(r#""error":"Invalid phone number format""#), "{stdout}");
-    assert!(stdout.contains(r#""phone_normalized":"+14155552671""#), "{stdout}");
+    assert!(
+        stdout.contains(r#""error":"Invalid phone number format""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""phone_normalized":"+14155552671""#),
+        "{stdout}"
+    );
     assert!(stdout.contains(r#""total":2"#), "{stdout}");
 }
