@@ -20,6 +20,7 @@
 //! Knobs: `SWITCHBOARD_BENCH_LEADS` (leads in the listed campaign), `SWITCHBOARD_BENCH_REQUESTS`
 //! (requests per listing scenario, default 2000), `SWITCHBOARD_BENCH_BUDGET_SECS` (time cap per
 //! listing scenario, default 40; the request count actually run is reported).
+#![allow(clippy::type_complexity)] // scenario tables in a bench; clarity over aliases
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
