@@ -7,6 +7,7 @@
 
 pub mod agents;
 pub mod audit;
+pub mod calls;
 pub mod campaigns;
 pub mod dnc;
 mod error;

@@ -11,7 +11,7 @@
 //! Randomness (Call-ID, tags, branches, cnonces) comes from the caller's [`IdSource`]; the
 //! crate has no RNG and reads no clock.
 
-mod build;
+pub(crate) mod build;
 mod session_timer;
 #[cfg(test)]
 mod tests;

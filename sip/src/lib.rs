@@ -13,14 +13,19 @@
 //! - [`transaction`]: the four RFC 3261 §17 transaction machines with the RFC 6026 fixes.
 //! - [`dialog`]: the UAC dialog of an outbound call (INVITE, ACK, BYE, CANCEL, re-INVITE,
 //!   session timers, digest retry, redirects), owning its transactions.
+//! - [`inbound`]: the UAS side of one inbound call (accept, reject, CANCEL, BYE).
 //! - [`sdp`]: SDP (RFC 4566) for audio and the RFC 3264 offer/answer model.
+//! - [`registration`]: the REGISTER client of one trunk (digest, refresh, 423, backoff).
 //! - [`digest`]: HTTP digest authentication (RFC 7616 / RFC 2617) for both sides.
 
 pub mod dialog;
 pub mod digest;
 mod error;
 pub mod headers;
+pub mod inbound;
 pub mod message;
+pub mod outcome;
+pub mod registration;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
@@ -31,7 +36,12 @@ pub use dialog::{
 pub use digest::{Algorithm, Challenge, Credentials, Qop};
 pub use error::{Error, Result};
 pub use headers::{CSeq, HeaderName, Headers, NameAddr, Params, Via};
+pub use inbound::{InboundCall, InboundConfig, InboundEnd, InboundEvent, InboundState};
 pub use message::{bad_request_response, Message, Method, Request, Response};
+pub use outcome::{outcome_for_status, CallOutcome, EndCause};
+pub use registration::{
+    Registration, RegistrationConfig, RegistrationEvent, RegistrationFailure, RegistrationStatus,
+};
 pub use timer::{Timer, TimerConfig, TimerTable};
 pub use transaction::{
     ClientInvite, ClientInviteState, ClientNonInvite, ClientNonInviteState, Event, ServerInvite,

@@ -13,12 +13,20 @@ pub struct Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
-    postgres: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sqlite: include_str!("../../migrations/sqlite/0001_init.sql"),
+        postgres: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "calls",
+        sqlite: include_str!("../../migrations/sqlite/0002_calls.sql"),
+        postgres: include_str!("../../migrations/postgres/0002_calls.sql"),
+    },
+];
 
 impl Store {
     /// Applies every migration not yet applied; returns the versions it applied.

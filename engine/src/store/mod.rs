@@ -8,6 +8,7 @@
 //!
 //! Invariant: every query on a tenant-owned table filters by `tenant_id`.
 
+pub(crate) mod args;
 mod migrate;
 
 use std::str::FromStr;

@@ -9,7 +9,7 @@ pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
 
 /// The identity and routing of one dialog (or of the INVITE that will create it).
 #[derive(Debug, Clone)]
-pub(super) struct Leg {
+pub(crate) struct Leg {
     pub call_id: String,
     /// Our From, with our tag.
     pub local: NameAddr,
