@@ -22,6 +22,8 @@ use crate::AppState;
         (name = "leads", description = "Who to dial; CSV import"),
         (name = "dnc", description = "Numbers never to dial"),
         (name = "agents", description = "Who takes the calls, and their groups"),
+        (name = "calls", description = "Call records, call control, stats and analytics"),
+        (name = "voice-calls", description = "The voice-calls spec: its own shapes, no envelope; errors are {message, error}"),
         (name = "audit", description = "Who changed what"),
         (name = "health", description = "Liveness"),
     )

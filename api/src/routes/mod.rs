@@ -8,10 +8,12 @@
 pub mod agents;
 pub mod audit;
 pub mod auth;
+pub mod calls;
 pub mod campaigns;
 pub mod dnc;
 pub mod health;
 pub mod leads;
+pub mod voice_calls;
 
 use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
@@ -53,6 +55,24 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             agents::delete_group
         ))
         .routes(routes!(audit::list))
+        .routes(routes!(calls::list, calls::create))
+        .routes(routes!(calls::get, calls::update, calls::patch))
+        .routes(routes!(calls::transcript))
+        .routes(routes!(calls::start))
+        .routes(routes!(calls::control_update))
+        .routes(routes!(calls::end))
+        .routes(routes!(calls::stats))
+        .routes(routes!(calls::stats_summary))
+        .routes(routes!(calls::stats_by_disposition))
+        .routes(routes!(calls::analytics))
+        .routes(routes!(calls::audit))
+        .routes(routes!(voice_calls::create, voice_calls::of_campaign))
+        .routes(routes!(voice_calls::of_lead))
+        .routes(routes!(
+            voice_calls::get,
+            voice_calls::update,
+            voice_calls::delete
+        ))
         .routes(routes!(health::health))
 }
 
