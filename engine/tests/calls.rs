@@ -289,3 +289,37 @@ async fn voice_calls_soft_delete_and_status_set() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn batch_insert_is_listed_like_any_call() {
+    on_each_backend(|store| async move {
+        let (t, _) = tenant(&store, "Acme").await;
+        let rows: Vec<_> = (0..1203)
+            .map(|i| {
+                let mut r = switchboard_engine::calls::CallRow::blank(&t);
+                r.status = if i % 3 == 0 {
+                    "completed".into()
+                } else {
+                    "no-answer".into()
+                };
+                r.duration = Some(i);
+                r
+            })
+            .collect();
+        assert_eq!(store.insert_calls_batch(&rows).await.unwrap(), 1203);
+        let (_, p) = store
+            .calls(&t, &f(json!({"status": "completed"})))
+            .await
+            .unwrap();
+        assert_eq!(p.total_count, 401);
+        assert_eq!(
+            store
+                .call_stats(&t, &f(json!({})))
+                .await
+                .unwrap()
+                .total_duration,
+            (0..1203).sum::<i64>()
+        );
+    })
+    .await;
+}

@@ -453,7 +453,8 @@ fn text(field: &str, v: Option<String>, max: usize, issues: &mut Issues) -> Opti
 }
 
 impl CallRow {
-    fn blank(tenant_id: &str) -> Self {
+    /// A new outbound call of the tenant in status `initiated`, every optional field empty.
+    pub fn blank(tenant_id: &str) -> Self {
         let ts = now();
         CallRow {
             id: new_id(),
@@ -723,6 +724,34 @@ impl Store {
         let sql = format!("INSERT INTO calls ({COLS}) VALUES ({})", placeholders());
         on_pool!(self, p => bind_call(sqlx::query(&sql), row).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(())
+    }
+
+    /// Inserts many rows in one transaction, 500 per statement (the write-behind path: no
+    /// validation, no audit; callers build the rows).
+    pub async fn insert_calls_batch(&self, rows: &[CallRow]) -> Result<u64> {
+        let mut n = 0;
+        on_pool!(self, p => {
+            let mut tx = p.begin().await?;
+            for chunk in rows.chunks(500) {
+                let mut qb = sqlx::QueryBuilder::new(format!("INSERT INTO calls ({COLS}) "));
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.id.clone()).push_bind(r.tenant_id.clone()).push_bind(r.campaign_id.clone()).push_bind(r.lead_id.clone())
+                        .push_bind(r.agent_id.clone()).push_bind(r.customer_id.clone()).push_bind(r.call_sid.clone()).push_bind(r.account_sid.clone())
+                        .push_bind(r.conference_sid.clone()).push_bind(r.external_call_id.clone()).push_bind(r.from_number.clone()).push_bind(r.to_number.clone())
+                        .push_bind(r.caller_name.clone()).push_bind(r.direction.clone()).push_bind(r.status.clone()).push_bind(r.answered_by.clone())
+                        .push_bind(r.start_time).push_bind(r.answer_time).push_bind(r.end_time).push_bind(r.duration).push_bind(r.talk_time)
+                        .push_bind(r.disposition.clone()).push_bind(r.outcome.clone()).push_bind(r.recording_url.clone()).push_bind(r.recording_sid.clone())
+                        .push_bind(r.recording_duration).push_bind(r.recording_path.clone()).push_bind(r.recording_format.clone()).push_bind(r.recording_channels)
+                        .push_bind(r.recording_sample_rate).push_bind(r.recording_bit_rate).push_bind(r.recording_size).push_bind(r.recording_uploaded_at)
+                        .push_bind(r.cost).push_bind(r.quality.clone()).push_bind(r.transcript.clone()).push_bind(r.transcription_url.clone())
+                        .push_bind(Json(r.tags.0.clone())).push_bind(Json(r.metadata.0.clone())).push_bind(r.notes.clone()).push_bind(r.created_at)
+                        .push_bind(r.updated_at).push_bind(r.deleted_at);
+                });
+                n += qb.build().execute(&mut *tx).await?.rows_affected();
+            }
+            tx.commit().await?;
+        });
+        Ok(n)
     }
 
     pub(crate) async fn save_call(&self, row: &CallRow) -> Result<()> {
