@@ -9,6 +9,7 @@ pub mod agents;
 pub mod audit;
 pub mod calls;
 pub mod campaigns;
+pub mod dialer;
 pub mod dnc;
 mod error;
 pub mod import;

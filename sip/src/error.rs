@@ -87,6 +87,15 @@ pub enum Error {
     /// An INVITE response or request needed a body that was absent or not SDP.
     #[error("missing SDP body")]
     MissingSdp,
+    /// A socket operation of the endpoint failed.
+    #[error("{op} failed: {kind}")]
+    Io {
+        op: &'static str,
+        kind: std::io::ErrorKind,
+    },
+    /// The endpoint task is gone (shut down or panicked).
+    #[error("endpoint is closed")]
+    EndpointClosed,
 }
 
 impl Error {

@@ -2,8 +2,9 @@
 //!
 //! Everything in this crate is a plain state machine or a pure function: it takes `now: Instant`
 //! and input (bytes, messages) and returns output (messages to send, events, the next deadline).
-//! It never reads a clock, opens a socket, spawns a task or takes a lock; the tokio drivers that
-//! own sockets and timers live elsewhere and feed these machines.
+//! It never reads a clock, opens a socket, spawns a task or takes a lock. The two exceptions are
+//! the tokio driver modules [`transport`] and [`endpoint`], which own the sockets and the
+//! deadline heap and feed the machines; nothing else in the crate depends on them.
 //!
 //! Map:
 //! - [`message`]: SIP requests and responses, parsing (datagram and stream framing) and
@@ -16,10 +17,14 @@
 //! - [`inbound`]: the UAS side of one inbound call (accept, reject, CANCEL, BYE).
 //! - [`sdp`]: SDP (RFC 4566) for audio and the RFC 3264 offer/answer model.
 //! - [`registration`]: the REGISTER client of one trunk (digest, refresh, 423, backoff).
+//! - [`transport`] (tokio): UDP and TCP with Content-Length framing and connection reuse.
+//! - [`endpoint`] (tokio): the task owning sockets, machines and timers; registration, call
+//!   and inbound-call handles.
 //! - [`digest`]: HTTP digest authentication (RFC 7616 / RFC 2617) for both sides.
 
 pub mod dialog;
 pub mod digest;
+pub mod endpoint;
 mod error;
 pub mod headers;
 pub mod inbound;
@@ -29,6 +34,7 @@ pub mod registration;
 pub mod sdp;
 pub mod timer;
 pub mod transaction;
+pub mod transport;
 
 pub use dialog::{
     AuthCredentials, CallConfig, Dialog, DialogEvent, DialogState, IdSource, TerminationReason,

@@ -314,7 +314,7 @@ mod tests {
             (5, false, true)
         );
         assert_eq!(Page::new(0, 10, 0).total_pages, 0);
-        assert_eq!(Page::new(0, 10, 10).has_next, false);
+        assert!(!Page::new(0, 10, 10).has_next);
         assert_eq!(Page::new(0, 10, 11).total_pages, 2);
     }
 

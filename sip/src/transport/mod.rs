@@ -54,8 +54,13 @@ pub(crate) enum NetEvent {
         transport: Transport,
     },
     /// Bytes that did not frame or parse; the stream is closed after them.
-    Malformed { bytes: Vec<u8>, source: SocketAddr },
-    Closed { peer: SocketAddr },
+    Malformed {
+        bytes: Vec<u8>,
+        source: SocketAddr,
+    },
+    Closed {
+        peer: SocketAddr,
+    },
 }
 
 /// Most bytes buffered for one TCP peer before the connection is dropped.
@@ -168,7 +173,11 @@ async fn run_connection(
 /// host is an IP literal; `default_port` when the URI names none.
 pub fn uri_socket_addr(uri: &str, default_port: u16) -> Option<SocketAddr> {
     let (host, port) = uri_host_port(uri)?;
-    let ip: IpAddr = host.trim_start_matches('[').trim_end_matches(']').parse().ok()?;
+    let ip: IpAddr = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()?;
     Some(SocketAddr::new(ip, port.unwrap_or(default_port)))
 }
 

@@ -1,0 +1,499 @@
+//! The tokio driver: one [`Endpoint`] task owns the sockets, the table of registrations,
+//! calls and inbound calls (the sans-IO machines of this crate), and one deadline heap.
+//!
+//! Handles talk to the task over channels: [`Endpoint::register`] returns a
+//! [`RegistrationHandle`] (a `watch` of the status plus the event stream),
+//! [`Endpoint::call`] a [`CallHandle`] streaming [`CallEvent`]s with `hangup()` / `cancel()`,
+//! and [`Endpoint::next_incoming`] yields [`IncomingCall`]s to accept or reject. The task
+//! answers out-of-dialog OPTIONS with 200, requests it cannot match with 481 (or 501), and
+//! malformed requests with 400 when they can be answered; everything else malformed is
+//! dropped and counted in [`EndpointStats`].
+
+mod ids;
+mod task;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::dialog::AuthCredentials;
+use crate::error::{Error, Result};
+use crate::inbound::{InboundEnd, InboundEvent};
+use crate::outcome::EndCause;
+use crate::registration::{RegistrationEvent, RegistrationStatus};
+use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
+use crate::timer::TimerConfig;
+pub use crate::transport::Transport;
+
+/// Where and how the endpoint listens.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// UDP and TCP are bound on this address (port 0: any free port, the same for both).
+    pub bind: SocketAddr,
+    /// Also listen on TCP (default true).
+    pub tcp: bool,
+    pub timers: TimerConfig,
+    pub user_agent: Option<String>,
+}
+
+impl EndpointConfig {
+    pub fn new(bind: SocketAddr) -> EndpointConfig {
+        EndpointConfig {
+            bind,
+            tcp: true,
+            timers: TimerConfig::default(),
+            user_agent: Some("Switchboard".to_owned()),
+        }
+    }
+}
+
+/// One trunk to register with.
+#[derive(Debug, Clone)]
+pub struct TrunkConfig {
+    /// Registrar / proxy address (`host:port`; resolved at `register`).
+    pub server: String,
+    /// The SIP domain: Request-URI `sip:{domain}` and AOR `sip:{username}@{domain}`.
+    pub domain: String,
+    pub username: String,
+    pub password: Option<String>,
+    pub expires: u32,
+    pub transport: Transport,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+}
+
+impl TrunkConfig {
+    pub fn new(server: &str, domain: &str, username: &str, password: Option<&str>) -> Self {
+        TrunkConfig {
+            server: server.to_owned(),
+            domain: domain.to_owned(),
+            username: username.to_owned(),
+            password: password.map(str::to_owned),
+            expires: 3600,
+            transport: Transport::Udp,
+            retry_initial: Duration::from_secs(5),
+            retry_max: Duration::from_secs(300),
+        }
+    }
+}
+
+/// One outbound call.
+#[derive(Debug, Clone)]
+pub struct CallConfig {
+    /// Request-URI and To, e.g. `sip:+15551234567@carrier.example`.
+    pub target: String,
+    /// From, e.g. `sip:dialer@carrier.example`.
+    pub from: String,
+    /// Send through this proxy (`host:port`); else to the host of `target`.
+    pub proxy: Option<String>,
+    pub auth: Option<AuthCredentials>,
+    pub media: LocalMedia,
+    pub transport: Transport,
+    pub session_expires: Option<u32>,
+}
+
+impl CallConfig {
+    pub fn new(target: &str, from: &str, media: LocalMedia) -> CallConfig {
+        CallConfig {
+            target: target.to_owned(),
+            from: from.to_owned(),
+            proxy: None,
+            auth: None,
+            media,
+            transport: Transport::Udp,
+            session_expires: None,
+        }
+    }
+}
+
+/// What a call handle streams.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallEvent {
+    Trying,
+    Ringing {
+        status: u16,
+    },
+    /// Early media negotiated from a 18x with SDP.
+    EarlyMedia(Negotiated),
+    Answered {
+        sdp: SessionDescription,
+        media: Negotiated,
+    },
+    Ended(EndCause),
+}
+
+/// Counters of the endpoint task.
+#[derive(Debug, Default)]
+pub struct EndpointStats {
+    /// Input that did not parse and could not be answered.
+    pub malformed_dropped: AtomicU64,
+    /// Malformed requests answered 400.
+    pub bad_requests_answered: AtomicU64,
+    /// Responses and ACKs matching nothing (dropped).
+    pub unmatched_dropped: AtomicU64,
+}
+
+impl EndpointStats {
+    pub fn malformed_dropped(&self) -> u64 {
+        self.malformed_dropped.load(Ordering::Relaxed)
+    }
+    pub fn bad_requests_answered(&self) -> u64 {
+        self.bad_requests_answered.load(Ordering::Relaxed)
+    }
+    pub fn unmatched_dropped(&self) -> u64 {
+        self.unmatched_dropped.load(Ordering::Relaxed)
+    }
+}
+
+pub(crate) type Id = u64;
+
+pub(crate) enum Command {
+    Register {
+        id: Id,
+        trunk: TrunkConfig,
+        dest: SocketAddr,
+        status: watch::Sender<RegistrationStatus>,
+        events: mpsc::UnboundedSender<RegistrationEvent>,
+    },
+    Unregister {
+        id: Id,
+    },
+    Call {
+        id: Id,
+        config: CallConfig,
+        dest: SocketAddr,
+        events: mpsc::UnboundedSender<CallEvent>,
+    },
+    Hangup {
+        id: Id,
+    },
+    Ring {
+        id: Id,
+    },
+    Accept {
+        id: Id,
+        sdp: Vec<u8>,
+    },
+    Reject {
+        id: Id,
+        status: u16,
+        reason: String,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// The running endpoint. Dropping it (and every handle) stops the task.
+#[derive(Debug)]
+pub struct Endpoint {
+    commands: mpsc::UnboundedSender<Command>,
+    local_addr: SocketAddr,
+    incoming: mpsc::UnboundedReceiver<IncomingCall>,
+    stats: Arc<EndpointStats>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl Endpoint {
+    /// Binds UDP (and TCP on the same port) and starts the task.
+    pub async fn bind(config: EndpointConfig) -> Result<Endpoint> {
+        let io = |op| move |e: std::io::Error| Error::Io { op, kind: e.kind() };
+        let (udp, tcp) = if config.tcp && config.bind.port() == 0 {
+            // Find a port free for both.
+            let mut attempt = 0;
+            loop {
+                let udp = UdpSocket::bind(config.bind).await.map_err(io("bind udp"))?;
+                let addr = udp.local_addr().map_err(io("bind udp"))?;
+                match TcpListener::bind(addr).await {
+                    Ok(l) => break (udp, Some(l)),
+                    Err(e) if attempt >= 8 => return Err(io("bind tcp")(e)),
+                    Err(_) => attempt += 1,
+                }
+            }
+        } else {
+            let udp = UdpSocket::bind(config.bind).await.map_err(io("bind udp"))?;
+            let tcp = if config.tcp {
+                Some(
+                    TcpListener::bind(config.bind)
+                        .await
+                        .map_err(io("bind tcp"))?,
+                )
+            } else {
+                None
+            };
+            (udp, tcp)
+        };
+        let local_addr = udp.local_addr().map_err(io("bind udp"))?;
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming) = mpsc::unbounded_channel();
+        let stats = Arc::new(EndpointStats::default());
+        let next_id = Arc::new(AtomicU64::new(1));
+        let task = task::Task::new(
+            config,
+            local_addr,
+            udp,
+            tcp,
+            command_rx,
+            commands.clone(),
+            incoming_tx,
+            stats.clone(),
+            next_id.clone(),
+        );
+        tokio::spawn(task.run());
+        Ok(Endpoint {
+            commands,
+            local_addr,
+            incoming,
+            stats,
+            next_id,
+        })
+    }
+
+    /// The bound address (Via sent-by and Contact use it).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn stats(&self) -> &EndpointStats {
+        &self.stats
+    }
+
+    fn id(&self) -> Id {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn send(&self, cmd: Command) -> Result<()> {
+        self.commands.send(cmd).map_err(|_| Error::EndpointClosed)
+    }
+
+    /// Starts registering `trunk` (and keeps the binding refreshed).
+    pub async fn register(&self, trunk: TrunkConfig) -> Result<RegistrationHandle> {
+        let dest = resolve(&trunk.server).await?;
+        let id = self.id();
+        let (status_tx, status) = watch::channel(RegistrationStatus::Registering);
+        let (events_tx, events) = mpsc::unbounded_channel();
+        self.send(Command::Register {
+            id,
+            trunk,
+            dest,
+            status: status_tx,
+            events: events_tx,
+        })?;
+        Ok(RegistrationHandle {
+            id,
+            status,
+            events,
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// Places a call.
+    pub async fn call(&self, config: CallConfig) -> Result<CallHandle> {
+        let dest = match &config.proxy {
+            Some(p) => resolve(p).await?,
+            None => match crate::transport::uri_socket_addr(&config.target, 5060) {
+                Some(a) => a,
+                None => {
+                    let (host, port) = crate::transport::uri_host_port(&config.target)
+                        .ok_or(Error::InvalidHeader("Request-URI"))?;
+                    resolve(&format!("{host}:{}", port.unwrap_or(5060))).await?
+                }
+            },
+        };
+        let id = self.id();
+        let (events_tx, events) = mpsc::unbounded_channel();
+        self.send(Command::Call {
+            id,
+            config,
+            dest,
+            events: events_tx,
+        })?;
+        Ok(CallHandle {
+            id,
+            events,
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// The next inbound INVITE (`None` once the task stopped).
+    pub async fn next_incoming(&mut self) -> Option<IncomingCall> {
+        self.incoming.recv().await
+    }
+
+    /// Unregisters every trunk and ends every call (BYE / CANCEL), waiting at most a few
+    /// seconds for the answers, then stops the task.
+    pub async fn shutdown(self) {
+        let (done, wait) = oneshot::channel();
+        if self.send(Command::Shutdown { done }).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+async fn resolve(server: &str) -> Result<SocketAddr> {
+    if let Ok(a) = server.parse() {
+        return Ok(a);
+    }
+    let hostport = if server.contains(':') {
+        server.to_owned()
+    } else {
+        format!("{server}:5060")
+    };
+    tokio::net::lookup_host(hostport)
+        .await
+        .map_err(|e| Error::Io {
+            op: "resolve",
+            kind: e.kind(),
+        })?
+        .next()
+        .ok_or(Error::Io {
+            op: "resolve",
+            kind: std::io::ErrorKind::NotFound,
+        })
+}
+
+/// A trunk registration.
+#[derive(Debug)]
+pub struct RegistrationHandle {
+    id: Id,
+    status: watch::Receiver<RegistrationStatus>,
+    events: mpsc::UnboundedReceiver<RegistrationEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl RegistrationHandle {
+    pub fn status(&self) -> RegistrationStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver of the status, for watching changes.
+    pub fn watch(&self) -> watch::Receiver<RegistrationStatus> {
+        self.status.clone()
+    }
+
+    /// The next event (sipRegistered / sipRegistrationFailed / sipUnregistered).
+    pub async fn next_event(&mut self) -> Option<RegistrationEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits until the status is no longer `Registering` and returns it.
+    pub async fn settled(&mut self) -> RegistrationStatus {
+        let result = self
+            .status
+            .wait_for(|s| !matches!(s, RegistrationStatus::Registering))
+            .await
+            .map(|s| s.clone());
+        result.unwrap_or_else(|_| self.status())
+    }
+
+    /// Sends `Expires: 0` and waits for the Unregistered status.
+    pub async fn unregister(&mut self) -> RegistrationStatus {
+        if self
+            .commands
+            .send(Command::Unregister { id: self.id })
+            .is_err()
+        {
+            return self.status();
+        }
+        let result = self
+            .status
+            .wait_for(|s| matches!(s, RegistrationStatus::Unregistered { .. }))
+            .await
+            .map(|s| s.clone());
+        result.unwrap_or_else(|_| self.status())
+    }
+}
+
+/// An outbound call.
+#[derive(Debug)]
+pub struct CallHandle {
+    id: Id,
+    events: mpsc::UnboundedReceiver<CallEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl CallHandle {
+    /// The next event; `None` after `Ended`.
+    pub async fn next_event(&mut self) -> Option<CallEvent> {
+        self.events.recv().await
+    }
+
+    /// Ends the call: BYE when answered, else CANCEL.
+    pub fn hangup(&self) -> Result<()> {
+        self.commands
+            .send(Command::Hangup { id: self.id })
+            .map_err(|_| Error::EndpointClosed)
+    }
+
+    /// Cancels a call not answered yet (same as `hangup`, named for intent).
+    pub fn cancel(&self) -> Result<()> {
+        self.hangup()
+    }
+}
+
+/// An inbound INVITE waiting for `accept` or `reject`.
+#[derive(Debug)]
+pub struct IncomingCall {
+    id: Id,
+    /// From and To as received.
+    pub from: String,
+    pub to: String,
+    pub request_uri: String,
+    pub call_id: String,
+    /// The caller's SDP offer, when parseable.
+    pub offer: Option<SessionDescription>,
+    events: mpsc::UnboundedReceiver<InboundEvent>,
+    commands: mpsc::UnboundedSender<Command>,
+}
+
+impl IncomingCall {
+    fn send(&self, cmd: Command) -> Result<()> {
+        self.commands.send(cmd).map_err(|_| Error::EndpointClosed)
+    }
+
+    /// Sends 180 Ringing.
+    pub fn ring(&self) -> Result<()> {
+        self.send(Command::Ring { id: self.id })
+    }
+
+    /// Answers 200 OK with `sdp`.
+    pub fn accept(&self, sdp: &SessionDescription) -> Result<()> {
+        self.send(Command::Accept {
+            id: self.id,
+            sdp: sdp.to_bytes(),
+        })
+    }
+
+    /// Refuses with `status` (3xx–6xx).
+    pub fn reject(&self, status: u16, reason: &str) -> Result<()> {
+        self.send(Command::Reject {
+            id: self.id,
+            status,
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// BYE after the answer, 603 before.
+    pub fn hangup(&self) -> Result<()> {
+        self.send(Command::Hangup { id: self.id })
+    }
+
+    /// The next event (Confirmed, Terminated); `None` after the end.
+    pub async fn next_event(&mut self) -> Option<InboundEvent> {
+        self.events.recv().await
+    }
+
+    /// Waits for the end of the call.
+    pub async fn ended(&mut self) -> Option<InboundEnd> {
+        while let Some(ev) = self.events.recv().await {
+            if let InboundEvent::Terminated { reason } = ev {
+                return Some(reason);
+            }
+        }
+        None
+    }
+}
