@@ -5,7 +5,8 @@
 //! - power: `dial_ratio` calls per ready agent, minus calls in flight.
 //! - predictive: aims the expected live answers of the next ring period at the agents
 //!   expected to be free by then, scaled by a safety factor `s` that the rolling abandon rate
-//!   steers (a multiplicative brake above 70 % of the cap, a slow release below 40 %), with
+//!   steers toward ~70 % of the cap (a multiplicative brake above 80 % of it, a slow release
+//!   below 60 %), with
 //!   estimates learned from outcomes. Until 30 outcomes are known it behaves as progressive.
 //!
 //! ```text
@@ -87,6 +88,8 @@ pub struct Pacer {
 }
 
 const EWMA: f64 = 0.02;
+/// How far above "one expected answer per free agent" the pacer may aim.
+const MAX_SAFETY: f64 = 2.0;
 const WARMUP_OUTCOMES: u32 = 30;
 
 impl Pacer {
@@ -168,10 +171,10 @@ impl Pacer {
         }
         self.last_adjust = Some(now);
         let cap = self.cfg.max_abandon_rate;
-        if abandon_rate > 0.7 * cap {
+        if abandon_rate > 0.8 * cap {
             self.safety = (self.safety * 0.9).max(0.3);
-        } else if abandon_rate < 0.4 * cap {
-            self.safety = (self.safety + 0.002).min(1.1);
+        } else if abandon_rate < 0.6 * cap {
+            self.safety = (self.safety + 0.005).min(MAX_SAFETY);
         }
     }
 }
