@@ -1,6 +1,9 @@
-//! The dialer's sans-IO core: calling hours, the rolling abandon rate, and the pacer. The
-//! campaign runner (a tokio task per campaign) feeds them and acts on their output.
+//! The dialer's core: calling hours, the rolling abandon rate, the pacer, retry scheduling
+//! (sans-IO) and the hopper (store). The campaign runner (a tokio task per campaign) feeds
+//! them and acts on their output.
 
 pub mod abandon;
+pub mod hopper;
 pub mod hours;
 pub mod pacer;
+pub mod retry;
