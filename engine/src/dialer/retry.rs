@@ -124,7 +124,14 @@ mod tests {
                     prop_assert!(attempts < max);
                     prop_assert!(t >= now + Duration::minutes(delay));
                     if r == AttemptResult::Abandoned { prop_assert!(t >= now + ABANDON_HOLD); }
-                    prop_assert!(match r { AttemptResult::Busy => busy, AttemptResult::NoAnswer | AttemptResult::Failed => na, AttemptResult::Voicemail => vm, AttemptResult::Abandoned => true, _ => false });
+                    let allowed = match r {
+                        AttemptResult::Busy => busy,
+                        AttemptResult::NoAnswer | AttemptResult::Failed => na,
+                        AttemptResult::Voicemail => vm,
+                        AttemptResult::Abandoned => true,
+                        _ => false,
+                    };
+                    prop_assert!(allowed);
                 }
                 NextStep::Completed => prop_assert_eq!(r, AttemptResult::Connected),
                 NextStep::DoNotCall => prop_assert_eq!(r, AttemptResult::DoNotCall),
