@@ -239,7 +239,26 @@ async fn serve(settings: Settings) -> Result<()> {
     api.cors_origins = settings.cors_origins.clone();
     api.default_country = settings.default_country.clone();
     api.allow_signup = settings.allow_signup;
-    let app = switchboard_api::router(AppState::new(store.clone(), api));
+    let events = switchboard_engine::events::EventBus::default();
+    let api_state = AppState::new(store.clone(), api).with_events(events.clone());
+    let verifier_state = api_state.clone();
+    let verify: switchboard_ws::Verifier = std::sync::Arc::new(move |token: &str| {
+        verifier_state
+            .principal(token)
+            .map(|(user_id, tenant_id, role)| switchboard_ws::Principal {
+                user_id,
+                tenant_id,
+                role,
+            })
+    });
+    let ws_state = switchboard_ws::WsState::new(
+        store.clone(),
+        events,
+        verify,
+        switchboard_ws::WsConfig::default(),
+    );
+    let metrics = switchboard_ws::spawn_metrics(ws_state.clone(), Duration::from_secs(10));
+    let app = switchboard_api::router(api_state).merge(switchboard_ws::router(ws_state));
     let listener = tokio::net::TcpListener::bind(&settings.http)
         .await
         .with_context(|| format!("binding HTTP on {}", settings.http))?;
@@ -257,6 +276,7 @@ async fn serve(settings: Settings) -> Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving HTTP")?;
+    metrics.abort();
     tracing::info!("shutting down: closing the database");
     store.close().await;
     Ok(())

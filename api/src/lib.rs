@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
+use switchboard_engine::events::EventBus;
 use switchboard_engine::Store;
 
 pub use error::{ApiError, ApiResult};
@@ -81,6 +82,8 @@ pub struct Limits {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    /// Where handlers publish what people watch live.
+    pub events: EventBus,
     pub config: Arc<ApiConfig>,
     pub limits: Arc<Limits>,
     pub started: Instant,
@@ -96,10 +99,29 @@ impl AppState {
         };
         Self {
             store,
+            events: EventBus::default(),
             config: Arc::new(config),
             limits: Arc::new(limits),
             started: Instant::now(),
         }
+    }
+}
+
+impl AppState {
+    /// Shares an event bus (the binary gives the API and the WebSocket hub the same one).
+    pub fn with_events(mut self, events: EventBus) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// The user, tenant and role of a valid token.
+    pub fn principal(
+        &self,
+        token: &str,
+    ) -> Option<(String, String, switchboard_engine::tenancy::Role)> {
+        let claims = auth::verify(self, token).ok()?;
+        let role = switchboard_engine::tenancy::Role::parse(&claims.role)?;
+        Some((claims.sub, claims.tid, role))
     }
 }
 

@@ -12,6 +12,7 @@ pub mod campaigns;
 pub mod dialer;
 pub mod dnc;
 mod error;
+pub mod events;
 pub mod import;
 pub mod leads;
 pub mod patch;

@@ -131,6 +131,13 @@ pub async fn set_status(
         .store
         .set_agent_status(&auth.tenant_id, &id, &b.status)
         .await?;
+    st.events.emit(
+        &a.tenant_id,
+        switchboard_engine::events::Channel::Agents,
+        "agent:status:updated",
+        Some(&a.id),
+        serde_json::json!({"agentId": a.id, "status": a.status}),
+    );
     Ok(AxumJson(AgentResponse::with_message(
         a,
         "Agent status updated",

@@ -20,6 +20,32 @@ use crate::AppState;
 
 one_response!(CallResponse, call, Call);
 
+/// Publishes a call event on the `calls` channel (agents get their own calls).
+fn emit(st: &AppState, kind: &'static str, c: &Call) {
+    let data = serde_json::json!({
+        "id": c.id,
+        "callId": c.id,
+        "phoneNumber": c.caller_phone,
+        "status": c.status,
+        "direction": c.direction,
+        "startTime": c.start_time,
+        "endTime": c.end_time,
+        "duration": c.duration,
+        "campaignId": c.campaign_id,
+        "leadId": c.lead_id,
+        "agentId": c.agent_id,
+        "disposition": c.disposition,
+        "quality": c.quality,
+    });
+    st.events.emit(
+        &c.tenant_id,
+        switchboard_engine::events::Channel::Calls,
+        kind,
+        c.agent_id.as_deref(),
+        data,
+    );
+}
+
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CallPage {
     pub calls: Vec<Call>,
@@ -58,6 +84,7 @@ pub async fn create(
             Some(&auth.user_id),
         )
         .await?;
+    emit(&st, "callInitiated", &c);
     Ok((
         StatusCode::CREATED,
         AxumJson(CallResponse::with_message(c, "Call created successfully")),
@@ -114,6 +141,7 @@ async fn do_update(
             Some(&auth.user_id),
         )
         .await?;
+    emit(&st, "callUpdated", &c);
     Ok(AxumJson(CallResponse::with_message(
         c,
         "Call updated successfully",
@@ -196,6 +224,7 @@ pub async fn start(
             Some(&auth.user_id),
         )
         .await?;
+    emit(&st, "callInitiated", &c);
     Ok((
         StatusCode::CREATED,
         AxumJson(CallResponse::with_message(c, "Call started")),
@@ -212,6 +241,7 @@ pub async fn control_update(
     Json(b): Json<ControlUpdate>,
 ) -> ApiResult<AxumJson<CallResponse>> {
     auth.require(Role::Agent)?;
+    let quality = b.quality.is_some();
     let c = st
         .store
         .control_update(
@@ -221,6 +251,15 @@ pub async fn control_update(
             Some(&auth.user_id),
         )
         .await?;
+    let kind = if matches!(c.status.as_str(), "answered" | "connected" | "in-progress") {
+        "callConnected"
+    } else {
+        "callUpdated"
+    };
+    emit(&st, kind, &c);
+    if quality {
+        emit(&st, "callQualityUpdate", &c);
+    }
     Ok(AxumJson(CallResponse::with_message(
         c,
         "Call updated successfully",
@@ -246,6 +285,16 @@ pub async fn end(
             Some(&auth.user_id),
         )
         .await?;
+    emit(&st, "callEnded", &c);
+    if let Some(agent) = &c.agent_id {
+        st.events.emit(
+            &c.tenant_id,
+            switchboard_engine::events::Channel::Agents,
+            "call:ended",
+            Some(agent),
+            serde_json::json!({"callId": c.id, "disposition": c.disposition}),
+        );
+    }
     Ok(AxumJson(CallResponse::with_message(c, "Call ended")))
 }
 
