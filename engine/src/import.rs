@@ -7,7 +7,9 @@
 //! bounded by the batch size plus one normalized number per accepted row.
 //!
 //! Every row lands in exactly one bucket: `invalid`, `duplicates`, `dnc` or `valid`, so
-//! `total = valid + invalid + duplicates + dnc`; `inserted` counts rows written. A row's
+//! `total = valid + invalid + duplicates + dnc`; `inserted` counts rows written (equal to
+//! `valid`: a row is valid once written). Numbers already in the campaign are found by the
+//! insert itself (`ON CONFLICT DO NOTHING RETURNING`), one statement per 500-row batch. A row's
 //! number is the line of the file where the record starts (the header is line 1), which is
 //! the row a spreadsheet shows unless a cell spans lines.
 
@@ -20,7 +22,7 @@ use sqlx::types::Json;
 use tokio::sync::mpsc;
 
 use crate::leads::{priority_rank, PRIORITIES};
-use crate::store::{new_id, now, on_pool, Store};
+use crate::store::{new_id, now, on_pool, Backend, Store};
 use crate::validate::{is_email, is_time_zone, Issues};
 use crate::{phone, Error, Result};
 
@@ -418,11 +420,14 @@ impl Store {
                 placeholders(2, n)
             )
         };
-        let dup_sql = |n: usize| {
-            format!("SELECT phone_normalized FROM leads WHERE campaign_id = $1 AND phone_normalized IN ({})", placeholders(2, n))
-        };
+        let backend = self.backend();
         let result: Result<()> = on_pool!(self, p => {
             let mut txn = p.begin().await?;
+            if backend == Backend::Postgres {
+                // Plan each batch for the table as it is now: a cached generic plan made while
+                // the campaign was empty would scan it whole for every later batch.
+                sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan").execute(&mut *txn).await?;
+            }
             while let Some(msg) = rx.recv().await {
                 let rows = match msg {
                     Parsed::Failed(e) => return Err(Error::Io(e)),
@@ -469,28 +474,21 @@ impl Store {
                     q = q.bind(d.e164.clone());
                 }
                 let dnc: HashSet<String> = q.fetch_all(&mut *txn).await?.into_iter().collect();
-                let sql = dup_sql(drafts.len());
-                let mut q = sqlx::query_scalar::<_, String>(&sql).bind(campaign_id);
-                for d in &drafts {
-                    q = q.bind(d.e164.clone());
-                }
-                let existing: HashSet<String> = q.fetch_all(&mut *txn).await?.into_iter().collect();
                 let mut keep = Vec::with_capacity(drafts.len());
                 for d in drafts {
                     if dnc.contains(&d.e164) {
                         report.results.dnc += 1;
                         report.error(d.row, "phone", &d.phone, "Number is on the do-not-call list");
-                    } else if existing.contains(&d.e164) {
-                        report.results.duplicates += 1;
-                        report.error(d.row, "phone", &d.phone, "Already a lead of this campaign");
                     } else {
                         keep.push(d);
                     }
                 }
-                report.results.valid += keep.len() as u64;
                 if keep.is_empty() {
                     continue;
                 }
+                // Numbers already in the campaign are the ones the insert skips (ON CONFLICT):
+                // one statement per batch finds and inserts.
+                let offered: Vec<(u64, String, String)> = keep.iter().map(|d| (d.row, d.phone.clone(), d.e164.clone())).collect();
                 let ts = now();
                 let mut qb = sqlx::QueryBuilder::new(
                     "INSERT INTO leads (id, campaign_id, tenant_id, phone, phone_normalized, first_name, last_name, email, country, timezone, \
@@ -518,9 +516,16 @@ impl Store {
                         .push_bind(ts)
                         .push_bind(ts);
                 });
-                qb.push(" ON CONFLICT (campaign_id, phone_normalized) DO NOTHING");
-                let done = qb.build().execute(&mut *txn).await?;
-                report.results.inserted += done.rows_affected();
+                qb.push(" ON CONFLICT (campaign_id, phone_normalized) DO NOTHING RETURNING phone_normalized");
+                let inserted: HashSet<String> = qb.build_query_scalar::<String>().fetch_all(&mut *txn).await?.into_iter().collect();
+                for (row, phone, e164) in &offered {
+                    if !inserted.contains(e164) {
+                        report.results.duplicates += 1;
+                        report.error(*row, "phone", phone, "Already a lead of this campaign");
+                    }
+                }
+                report.results.valid += inserted.len() as u64;
+                report.results.inserted += inserted.len() as u64;
             }
             if targets.is_none() {
                 return Err(Error::field("file", "the file is empty: expected a header line and rows"));

@@ -146,14 +146,18 @@ impl Store {
             " AND $3 IS NULL"
         };
         let sql = format!("SELECT {COLS} FROM leads WHERE tenant_id = $1 AND campaign_id = $2{status_sql} ORDER BY created_at, id LIMIT $4 OFFSET $5");
-        let count_sql = format!(
-            "SELECT COUNT(*) FROM leads WHERE tenant_id = $1 AND campaign_id = $2{status_sql}"
-        );
-        Ok(on_pool!(self, p => {
-            let rows = sqlx::query_as(&sql).bind(tenant_id).bind(&f.campaign_id).bind(f.status.as_deref()).bind(limit).bind(offset).fetch_all(p).await?;
-            let total: i64 = sqlx::query_scalar(&count_sql).bind(tenant_id).bind(&f.campaign_id).bind(f.status.as_deref()).fetch_one(p).await?;
-            (rows, total)
-        }))
+        let rows = on_pool!(self, p => sqlx::query_as(&sql).bind(tenant_id).bind(&f.campaign_id).bind(f.status.as_deref()).bind(limit).bind(offset).fetch_all(p).await)?;
+        // Unfiltered, the campaign's maintained lead count answers at once (leads are added
+        // only by imports, which update it in the same transaction, and never deleted);
+        // filtered by status, the (tenant, campaign, status) index counts.
+        let total: i64 = match f.status.as_deref() {
+            None => on_pool!(self, p => sqlx::query_scalar("SELECT total_leads FROM campaigns WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id).bind(&f.campaign_id).fetch_optional(p).await)?
+                .unwrap_or(0),
+            Some(status) => on_pool!(self, p => sqlx::query_scalar("SELECT COUNT(*) FROM leads WHERE tenant_id = $1 AND campaign_id = $2 AND status = $3")
+                .bind(tenant_id).bind(&f.campaign_id).bind(status).fetch_one(p).await)?,
+        };
+        Ok((rows, total))
     }
 
     /// Applies an update body to a lead.

@@ -26,6 +26,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0002_calls.sql"),
         postgres: include_str!("../../migrations/postgres/0002_calls.sql"),
     },
+    Migration {
+        version: 3,
+        name: "lead_indexes",
+        sqlite: include_str!("../../migrations/sqlite/0003_lead_indexes.sql"),
+        postgres: include_str!("../../migrations/postgres/0003_lead_indexes.sql"),
+    },
 ];
 
 impl Store {
