@@ -25,6 +25,13 @@ pub struct FileConfig {
     pub default_country: Option<String>,
     pub allow_signup: Option<bool>,
     pub log_format: Option<String>,
+    pub recording_max_bytes: Option<u64>,
+    pub s3_bucket: Option<String>,
+    pub s3_endpoint: Option<String>,
+    pub s3_region: Option<String>,
+    pub s3_access_key_id: Option<String>,
+    pub s3_secret_access_key: Option<String>,
+    pub s3_allow_http: Option<bool>,
 }
 
 /// Flags shared by every command that opens the database; each also reads its
@@ -78,6 +85,25 @@ pub struct ServeArgs {
     /// Whether anyone may register a new tenant [default: true].
     #[arg(long, env = "SWITCHBOARD_ALLOW_SIGNUP")]
     pub allow_signup: Option<bool>,
+    /// Largest recording upload in bytes [default: 104857600 = 100 MB].
+    #[arg(long, env = "SWITCHBOARD_RECORDING_MAX_BYTES")]
+    pub recording_max_bytes: Option<u64>,
+    /// Store recordings in this S3 bucket instead of <data_dir>/recordings.
+    #[arg(long, env = "SWITCHBOARD_S3_BUCKET")]
+    pub s3_bucket: Option<String>,
+    /// S3-compatible endpoint (e.g. http://127.0.0.1:9000) [default: AWS].
+    #[arg(long, env = "SWITCHBOARD_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region [default: us-east-1].
+    #[arg(long, env = "SWITCHBOARD_S3_REGION")]
+    pub s3_region: Option<String>,
+    #[arg(long, env = "SWITCHBOARD_S3_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    #[arg(long, env = "SWITCHBOARD_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Allow plain http to the S3 endpoint (local servers) [default: false].
+    #[arg(long, env = "SWITCHBOARD_S3_ALLOW_HTTP")]
+    pub s3_allow_http: Option<bool>,
 }
 
 /// Resolved settings.
@@ -96,6 +122,8 @@ pub struct Settings {
     pub default_country: String,
     pub allow_signup: bool,
     pub log_format: String,
+    pub recording_max_bytes: u64,
+    pub recordings: switchboard_recordings::StorageConfig,
 }
 
 /// Reads the file (if any) and merges flags/environment over it.
@@ -136,7 +164,39 @@ pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> Result<Settings> {
     if !switchboard_engine::phone::is_valid_country(&default_country) {
         bail!("default_country {default_country:?} is not an ISO 3166 alpha-2 code");
     }
+    let s3_bucket = serve.s3_bucket.clone().or(file.s3_bucket);
+    let recordings = match s3_bucket {
+        None => switchboard_recordings::StorageConfig::local_default(&data_dir),
+        Some(bucket) => {
+            switchboard_recordings::StorageConfig::S3(switchboard_recordings::S3Config {
+                endpoint: serve.s3_endpoint.clone().or(file.s3_endpoint),
+                region: serve
+                    .s3_region
+                    .clone()
+                    .or(file.s3_region)
+                    .unwrap_or_else(|| "us-east-1".into()),
+                bucket,
+                access_key_id: serve
+                    .s3_access_key_id
+                    .clone()
+                    .or(file.s3_access_key_id)
+                    .unwrap_or_default(),
+                secret_access_key: serve
+                    .s3_secret_access_key
+                    .clone()
+                    .or(file.s3_secret_access_key)
+                    .unwrap_or_default(),
+                allow_http: serve.s3_allow_http.or(file.s3_allow_http).unwrap_or(false),
+                path_style: true,
+            })
+        }
+    };
     Ok(Settings {
+        recording_max_bytes: serve
+            .recording_max_bytes
+            .or(file.recording_max_bytes)
+            .unwrap_or(100 * 1024 * 1024),
+        recordings,
         http: serve
             .http
             .clone()

@@ -43,6 +43,37 @@ enum Command {
         #[command(subcommand)]
         command: RtpCommand,
     },
+    /// Answering-machine detection tools.
+    Amd {
+        #[command(subcommand)]
+        command: AmdCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AmdCommand {
+    /// Classify WAV files: one JSON line per file.
+    Classify {
+        /// enable | detect-message-end
+        #[arg(long, default_value = "detect-message-end")]
+        mode: String,
+        /// Detector parameters as a JSON object (see the AMD docs); defaults otherwise.
+        #[arg(long)]
+        params: Option<String>,
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+    },
+    /// Evaluate a labelled folder (WAV files + labels.csv): confusion matrix, accuracy, errors, timing.
+    Eval {
+        #[arg(long, default_value = "detect-message-end")]
+        mode: String,
+        #[arg(long)]
+        params: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        dir: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -130,6 +161,9 @@ async fn main() -> Result<()> {
     {
         return rtp_analyze(file, *port, *clock_rate);
     }
+    if let Command::Amd { command } = &cli.command {
+        return amd(command);
+    }
     let settings = config::resolve(&cli.common, serve_args)?;
     init_logging(&settings.log_format);
     match cli.command {
@@ -145,7 +179,7 @@ async fn main() -> Result<()> {
             store.close().await;
             Ok(())
         }
-        Command::Rtp { .. } => Ok(()),
+        Command::Rtp { .. } | Command::Amd { .. } => Ok(()),
         Command::Openapi => {
             println!(
                 "{}",
@@ -227,6 +261,66 @@ fn rtp_analyze(file: &std::path::Path, port: Option<u16>, clock_rate: Option<u32
     Ok(())
 }
 
+fn amd_setup(
+    mode: &str,
+    params: &Option<String>,
+) -> Result<(switchboard_media::amd::Mode, switchboard_media::amd::Params)> {
+    let mode: switchboard_media::amd::Mode =
+        mode.parse().map_err(|e| anyhow::anyhow!("--mode: {e}"))?;
+    let params = match params {
+        Some(json) => {
+            serde_json::from_str(json).context("--params is not a valid parameter object")?
+        }
+        None => switchboard_media::amd::Params::default(),
+    };
+    Ok((mode, params))
+}
+
+fn amd(command: &AmdCommand) -> Result<()> {
+    match command {
+        AmdCommand::Classify {
+            mode,
+            params,
+            files,
+        } => {
+            let (mode, params) = amd_setup(mode, params)?;
+            let mut failed = false;
+            for f in files {
+                match switchboard_media::amd::cli::classify_file(f, mode, &params) {
+                    Ok(row) => println!("{}", serde_json::to_string(&row)?),
+                    Err(e) => {
+                        failed = true;
+                        println!(
+                            "{}",
+                            serde_json::json!({"file": f.display().to_string(), "error": e.to_string()})
+                        );
+                    }
+                }
+            }
+            if failed {
+                bail!("some files could not be classified");
+            }
+            Ok(())
+        }
+        AmdCommand::Eval {
+            mode,
+            params,
+            json,
+            dir,
+        } => {
+            let (mode, params) = amd_setup(mode, params)?;
+            let report = switchboard_media::amd::cli::evaluate_dir(dir, mode, &params)
+                .with_context(|| format!("evaluating {}", dir.display()))?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{report}");
+            }
+            Ok(())
+        }
+    }
+}
+
 async fn serve(settings: Settings) -> Result<()> {
     let store = open_store(&settings).await?;
     let secret = config::jwt_secret(&settings)?;
@@ -239,8 +333,13 @@ async fn serve(settings: Settings) -> Result<()> {
     api.cors_origins = settings.cors_origins.clone();
     api.default_country = settings.default_country.clone();
     api.allow_signup = settings.allow_signup;
+    api.recording_max_bytes = settings.recording_max_bytes;
     let events = switchboard_engine::events::EventBus::default();
-    let api_state = AppState::new(store.clone(), api).with_events(events.clone());
+    let recordings = switchboard_recordings::RecordingStore::new(&settings.recordings)
+        .context("opening recording storage")?;
+    let api_state = AppState::new(store.clone(), api)
+        .with_events(events.clone())
+        .with_recordings(recordings);
     let verifier_state = api_state.clone();
     let verify: switchboard_ws::Verifier = std::sync::Arc::new(move |token: &str| {
         verifier_state

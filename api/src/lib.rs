@@ -49,6 +49,10 @@ pub struct ApiConfig {
     pub spool_dir: PathBuf,
     /// Whether anyone may register a new tenant.
     pub allow_signup: bool,
+    /// Largest recording upload.
+    pub recording_max_bytes: u64,
+    /// Lifetime of signed recording download links.
+    pub signed_url_ttl: Duration,
 }
 
 impl ApiConfig {
@@ -66,6 +70,8 @@ impl ApiConfig {
             default_country: "US".into(),
             spool_dir,
             allow_signup: true,
+            recording_max_bytes: 100 * 1024 * 1024,
+            signed_url_ttl: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -84,6 +90,8 @@ pub struct AppState {
     pub store: Store,
     /// Where handlers publish what people watch live.
     pub events: EventBus,
+    /// Where recording files live (`None` when the storage could not be opened).
+    pub recordings: Option<switchboard_recordings::RecordingStore>,
     pub config: Arc<ApiConfig>,
     pub limits: Arc<Limits>,
     pub started: Instant,
@@ -100,6 +108,13 @@ impl AppState {
         Self {
             store,
             events: EventBus::default(),
+            recordings: switchboard_recordings::RecordingStore::new(
+                &switchboard_recordings::StorageConfig::Local {
+                    root: config.spool_dir.join("recordings"),
+                },
+            )
+            .map_err(|e| tracing::error!(error = %e, "recording storage unavailable"))
+            .ok(),
             config: Arc::new(config),
             limits: Arc::new(limits),
             started: Instant::now(),
@@ -108,6 +123,12 @@ impl AppState {
 }
 
 impl AppState {
+    /// Uses this recording storage (the binary opens the configured one).
+    pub fn with_recordings(mut self, store: switchboard_recordings::RecordingStore) -> Self {
+        self.recordings = Some(store);
+        self
+    }
+
     /// Shares an event bus (the binary gives the API and the WebSocket hub the same one).
     pub fn with_events(mut self, events: EventBus) -> Self {
         self.events = events;

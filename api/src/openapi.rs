@@ -23,6 +23,7 @@ use crate::AppState;
         (name = "dnc", description = "Numbers never to dial"),
         (name = "agents", description = "Who takes the calls, and their groups"),
         (name = "calls", description = "Call records, call control, stats and analytics"),
+        (name = "recordings", description = "Recording files: upload, metadata, ranged and signed downloads"),
         (name = "voice-calls", description = "The voice-calls spec: its own shapes, no envelope; errors are {message, error}"),
         (name = "audit", description = "Who changed what"),
         (name = "health", description = "Liveness"),

@@ -482,6 +482,25 @@ fn routes(ids: &Ids) -> Vec<(Method, String, Option<Value>, &'static str)> {
         ),
         (
             Method::POST,
+            format!("/api/calls/{k}/recording"),
+            None,
+            "agent",
+        ),
+        (
+            Method::GET,
+            format!("/api/calls/{k}/recording"),
+            None,
+            "viewer",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/calls/{k}/recording"),
+            None,
+            "supervisor",
+        ),
+        (Method::GET, "/api/calls/recordings".into(), None, "viewer"),
+        (
+            Method::POST,
             format!("/api/voice-calls/{t}/campaigns/{c}/calls"),
             Some(json!({"call_status": "initiated"})),
             "agent",
@@ -646,6 +665,8 @@ async fn every_route_checks_token_tenant_and_role() {
             "POST /api/auth/register",
             "POST /api/auth/login",
             "GET /api/health",
+            // Signed links carry their own authorization (tested with the recordings).
+            "GET /api/recordings/{}/download",
         ]
         .map(String::from),
     );
@@ -1372,4 +1393,341 @@ async fn voice_calls_use_their_spec_shapes() {
         )
         .await;
     assert_eq!(other_company.status, StatusCode::NOT_FOUND);
+}
+
+/// A PCM WAV: `secs` seconds, `channels`, `rate` Hz, 16-bit.
+fn wav(secs: f64, channels: u16, rate: u32) -> Vec<u8> {
+    let frames = (secs * f64::from(rate)) as u32;
+    let data_len = frames * u32::from(channels) * 2;
+    let mut v = Vec::with_capacity(44 + data_len as usize);
+    v.extend_from_slice(b"RIFF");
+    v.extend_from_slice(&(36 + data_len).to_le_bytes());
+    v.extend_from_slice(b"WAVEfmt ");
+    v.extend_from_slice(&16u32.to_le_bytes());
+    v.extend_from_slice(&1u16.to_le_bytes());
+    v.extend_from_slice(&channels.to_le_bytes());
+    v.extend_from_slice(&rate.to_le_bytes());
+    v.extend_from_slice(&(rate * u32::from(channels) * 2).to_le_bytes());
+    v.extend_from_slice(&(channels * 2).to_le_bytes());
+    v.extend_from_slice(&16u16.to_le_bytes());
+    v.extend_from_slice(b"data");
+    v.extend_from_slice(&data_len.to_le_bytes());
+    for i in 0..frames * u32::from(channels) {
+        v.extend_from_slice(&((i % 200) as i16 * 50).to_le_bytes());
+    }
+    v
+}
+
+impl App {
+    async fn upload_recording(
+        &self,
+        token: &str,
+        call: &str,
+        file: &[u8],
+        name: &str,
+        sids: (&str, &str),
+    ) -> Resp {
+        let boundary = "RecBoundary77";
+        let mut body = Vec::new();
+        for (k, v) in [
+            ("call_sid", sids.0),
+            ("account_sid", sids.1),
+            ("duration", "2"),
+        ] {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"recording\"; filename=\"{name}\"\r\nContent-Type: audio/wav\r\n\r\n").as_bytes());
+        body.extend_from_slice(file);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/api/calls/{call}/recording"))
+            .header(header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(
+                header::CONTENT_TYPE,
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(Body::from(body))
+            .unwrap();
+        self.send(req).await
+    }
+
+    async fn raw(
+        &self,
+        uri: &str,
+        token: Option<&str>,
+        range: Option<&str>,
+    ) -> (StatusCode, axum::http::HeaderMap, Vec<u8>) {
+        let mut b = Request::builder().uri(uri);
+        if let Some(t) = token {
+            b = b.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        if let Some(r) = range {
+            b = b.header(header::RANGE, r);
+        }
+        let resp = self
+            .router
+            .clone()
+            .oneshot(b.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        (
+            status,
+            headers,
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+    }
+}
+
+#[tokio::test]
+async fn call_log_lifecycle_with_a_real_recording() {
+    let dir = std::env::temp_dir().join(format!("sb-rec-{}", uuid::Uuid::now_v7()));
+    let app = app_with(|c| {
+        c.spool_dir = dir.clone();
+        c.recording_max_bytes = 200_000;
+    })
+    .await;
+    let (t, tenant) = app.owner("o@acme.test").await;
+    let (viewer, _) = app.member(&t, &tenant, "v@acme.test", "viewer").await;
+    // 1. create
+    let c = app
+        .call(Method::POST, "/api/calls", Some(&t), Some(json!({"caller_phone": "+15551234567", "phone_number": "+15559876543", "direction": "inbound", "status": "completed", "started_at": "2024-01-15T10:00:00Z", "ended_at": "2024-01-15T10:05:30Z", "twilio_call_sid": "CA1", "twilio_account_sid": "AC1"})))
+        .await;
+    let id = c.body["data"]["id"].as_str().unwrap().to_string();
+    // 2. upload: checks first
+    assert_eq!(
+        app.upload_recording(&t, &id, &wav(2.5, 2, 8000), "r.wav", ("CA-other", "AC1"))
+            .await
+            .status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "sid mismatch"
+    );
+    assert_eq!(
+        app.upload_recording(
+            &t,
+            &id,
+            b"this is just text, not audio",
+            "r.wav",
+            ("CA1", "AC1")
+        )
+        .await
+        .status,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE
+    );
+    assert_eq!(
+        app.upload_recording(&t, &id, &wav(20.0, 2, 8000), "big.wav", ("CA1", "AC1"))
+            .await
+            .status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    let (other, _) = app.owner("o@other.test").await;
+    assert_eq!(
+        app.upload_recording(&other, &id, &wav(1.0, 1, 8000), "r.wav", ("CA1", "AC1"))
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    let file = wav(2.5, 2, 8000);
+    let up = app
+        .upload_recording(&t, &id, &file, "r.wav", ("CA1", "AC1"))
+        .await;
+    assert_eq!(up.status, StatusCode::OK, "{:?}", up.body);
+    assert_eq!(up.body["message"], "Recording uploaded successfully");
+    let m = &up.body["data"]["file_metadata"];
+    assert_eq!(
+        (
+            m["duration"].as_f64(),
+            m["channels"].as_u64(),
+            m["sample_rate"].as_u64(),
+            m["bit_rate"].as_u64()
+        ),
+        (Some(2.5), Some(2), Some(8000), Some(256_000))
+    );
+    assert_eq!(m["size"].as_u64(), Some(file.len() as u64));
+    // 3. transcript
+    let tr = app.call(Method::PUT, &format!("/api/calls/{id}/transcript"), Some(&t), Some(json!({"transcript": {"segments": [{"speaker": "customer", "start_time": 0, "end_time": 3.5, "text": "Hello", "confidence": 0.95}]}}))).await;
+    assert_eq!(tr.status, StatusCode::OK);
+    // 4. details
+    let d = app
+        .call(Method::GET, &format!("/api/calls/{id}"), Some(&t), None)
+        .await;
+    assert_eq!(d.body["data"]["has_recording"], true);
+    assert_eq!(d.body["data"]["has_transcript"], true);
+    assert_eq!(
+        d.body["data"]["recording_duration"], 3,
+        "2.5 s rounds to 3 s on the call row"
+    );
+
+    // Metadata, full and ranged downloads, signed link.
+    let meta = app
+        .call(
+            Method::GET,
+            &format!("/api/calls/{id}/recording"),
+            Some(&viewer),
+            None,
+        )
+        .await;
+    assert_eq!(meta.body["data"]["format"], "wav");
+    let (s, h, body) = app
+        .raw(
+            &format!("/api/calls/{id}/recording?download=true"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (s, h[header::CONTENT_TYPE].to_str().unwrap(), body.len()),
+        (StatusCode::OK, "audio/wav", file.len())
+    );
+    assert_eq!(body, file);
+    let (s, h, body) = app
+        .raw(
+            &format!("/api/calls/{id}/recording?download=true"),
+            Some(&t),
+            Some("bytes=0-43"),
+        )
+        .await;
+    assert_eq!(
+        (s, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &file[..44])
+    );
+    assert_eq!(
+        h[header::CONTENT_RANGE],
+        format!("bytes 0-43/{}", file.len()).as_str()
+    );
+    let (s, _, body) = app
+        .raw(
+            &format!("/api/calls/{id}/recording?download=true"),
+            Some(&t),
+            Some("bytes=-10"),
+        )
+        .await;
+    assert_eq!(
+        (s, body.as_slice()),
+        (StatusCode::PARTIAL_CONTENT, &file[file.len() - 10..])
+    );
+    let (s, h, _) = app
+        .raw(
+            &format!("/api/calls/{id}/recording?download=true"),
+            Some(&t),
+            Some("bytes=999999-"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::RANGE_NOT_SATISFIABLE);
+    assert_eq!(
+        h[header::CONTENT_RANGE],
+        format!("bytes */{}", file.len()).as_str()
+    );
+    assert_eq!(
+        app.raw(
+            &format!("/api/calls/{id}/recording?download=true"),
+            Some(&viewer),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN,
+        "viewers may not download"
+    );
+    let signed = meta.body["data"]["signed_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, _, body) = app.raw(&signed, None, None).await;
+    assert_eq!(
+        (s, body.len()),
+        (StatusCode::OK, file.len()),
+        "a signed link works without a token"
+    );
+    let tampered = signed.replace("sig=", "sig=0");
+    assert_eq!(
+        app.raw(&tampered, None, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+
+    let list = app
+        .call(
+            Method::GET,
+            "/api/calls/recordings?page=1&limit=10&format=wav&dateFrom=2024-01-01",
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(list.body["data"]["pagination"]["total_count"], 1);
+    assert_eq!(
+        app.call(
+            Method::GET,
+            "/api/calls/recordings?format=mp3",
+            Some(&t),
+            None
+        )
+        .await
+        .body["data"]["pagination"]["total_count"],
+        0
+    );
+    assert_eq!(
+        app.call(
+            Method::GET,
+            &format!("/api/calls/{id}/recording"),
+            Some(&other),
+            None
+        )
+        .await
+        .status,
+        StatusCode::NOT_FOUND
+    );
+    let del = app
+        .call(
+            Method::DELETE,
+            &format!("/api/calls/{id}/recording"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(del.status, StatusCode::OK);
+    assert_eq!(
+        app.raw(
+            &format!("/api/calls/{id}/recording?download=true"),
+            Some(&t),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    let leftovers: Vec<_> = walk(&dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "wav" || e == "part"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "no stored object or spool file remains: {leftovers:?}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out
 }

@@ -17,6 +17,10 @@
 //! - [`pcap`]: zero-copy pcap / pcapng reader down to UDP payloads, and a small pcap writer.
 //! - [`analyze`]: the core of `switchboard rtp analyze`: RTP streams found in a capture, with
 //!   loss and jitter by Wireshark's definitions.
+//! - [`amd`]: answering-machine detection: a sans-IO detector (adaptive VAD, word cadence,
+//!   Goertzel beep bank, fax tones) with Twilio-compatible verdicts, and the file / corpus
+//!   helpers behind `switchboard amd classify` and `amd eval`.
+//! - [`wav`]: a small WAV reader (integer, float, μ-law, A-law PCM; first channel).
 //! - [`mos`]: the ITU-T G.107 E-model (simplified, as in rtpengine/VoIPmonitor) giving R and
 //!   MOS from delay, loss and codec.
 //!
@@ -24,18 +28,25 @@
 //! borrowed slices and fixed-size state.
 //!
 //! Errors: the crate has a single error enum, [`Error`]: RTP/RTCP parsing, the builders and
-//! writers into caller buffers, G.711 and capture-file reading ([`pcap::CaptureReader`],
-//! [`pcap::udp_packets`], [`analyze::analyze_capture`]) all return it. The only other error
+//! writers into caller buffers, G.711, capture-file reading ([`pcap::CaptureReader`],
+//! [`pcap::udp_packets`], [`analyze::analyze_capture`]), WAV reading ([`wav`]) and the AMD
+//! file helpers ([`amd::cli`]) all return it; I/O failures carry their
+//! [`std::io::ErrorKind`] so the enum stays `Copy`. The only other error
 //! type that appears is [`std::io::Error`], passed through unchanged from the
 //! [`std::io::Write`] sink of [`pcap::PcapWriter`].
 
+pub mod amd;
 pub mod analyze;
+pub mod dtmf;
 pub mod g711;
 pub mod mos;
 pub mod pcap;
 pub mod rtcp;
 pub mod rtp;
+pub mod runtime;
+pub mod session;
 pub mod stats;
+pub mod wav;
 
 use core::fmt;
 
@@ -158,6 +169,80 @@ pub enum Error {
         /// Interface id in the block.
         interface: u32,
     },
+    /// A file is not a WAV file, or its RIFF structure is malformed.
+    #[error("not a valid WAV file (at offset {offset}): {reason}")]
+    InvalidWav {
+        /// Offset of the faulty structure.
+        offset: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A WAV file uses an encoding the reader does not decode.
+    #[error("unsupported WAV encoding: format tag {format_tag:#06x}, {bits_per_sample} bits")]
+    UnsupportedWavFormat {
+        /// The `fmt ` chunk's format tag (or the extensible SubFormat's).
+        format_tag: u16,
+        /// Bits per sample.
+        bits_per_sample: u16,
+    },
+    /// Reading a file failed.
+    #[error("I/O error: {kind}")]
+    Io {
+        /// The kind of the underlying [`std::io::Error`].
+        kind: std::io::ErrorKind,
+    },
+    /// A line of an AMD corpus `labels.csv` is malformed.
+    #[error("labels.csv line {line}: {reason}")]
+    InvalidLabels {
+        /// 1-based line number (0: the file as a whole).
+        line: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// An AMD mode name is neither `enable` nor `detect-message-end`.
+    #[error("unknown AMD mode (expected enable or detect-message-end)")]
+    UnknownAmdMode,
+    /// A telephone-event (RFC 4733) payload is shorter than 4 bytes.
+    #[error("telephone-event payload of {len} bytes (4 needed)")]
+    InvalidTelephoneEvent {
+        /// Payload length.
+        len: usize,
+    },
+    /// A character that is not a DTMF key (0-9, *, #, A-D).
+    #[error("{digit:?} is not a DTMF digit")]
+    InvalidDtmfDigit {
+        /// The character given.
+        digit: char,
+    },
+    /// Every port of the media port range is in use.
+    #[error("no free RTP port pair in {min}-{max}")]
+    NoFreePort {
+        /// Lowest port of the range.
+        min: u16,
+        /// Highest port of the range.
+        max: u16,
+    },
+    /// A media loop holds as many streams as the port range allows.
+    #[error("media loop full: {max} streams")]
+    TooManyStreams {
+        /// Streams per loop.
+        max: u64,
+    },
+    /// The media runtime configuration is unusable.
+    #[error("invalid media runtime configuration: {reason}")]
+    InvalidRuntimeConfig {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The media runtime has shut down.
+    #[error("media runtime stopped")]
+    RuntimeStopped,
+    /// The stream is closed or belongs to another runtime.
+    #[error("unknown or closed media stream")]
+    UnknownStream,
+    /// Bridging needs both streams on one media loop (open the second with `colocate_with`).
+    #[error("cannot bridge streams of different media loops")]
+    BridgeAcrossLoops,
 }
 
 /// Result alias of this crate.

@@ -35,22 +35,18 @@ fn bearer(headers: &HeaderMap) -> Option<String> {
         .then(|| t.trim().to_string())
 }
 
+/// Why an upgrade is refused.
+struct Refused;
+
 /// Authenticates from the header or `?token=`; a present but bad token is refused before the
 /// upgrade (401), an absent one may come as the first message.
 fn pre_auth(
     st: &WsState,
     headers: &HeaderMap,
     q: &HashMap<String, String>,
-) -> Result<Option<Principal>, Response> {
+) -> Result<Option<Principal>, Refused> {
     match bearer(headers).or_else(|| q.get("token").cloned()) {
-        Some(t) => match (st.verify)(&t) {
-            Some(p) => Ok(Some(p)),
-            None => Err((
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"success": false, "error": "invalid token", "code": "unauthorized"})),
-            )
-                .into_response()),
-        },
+        Some(t) => (st.verify)(&t).map(Some).ok_or(Refused),
         None => Ok(None),
     }
 }
@@ -82,7 +78,13 @@ fn upgrade(
 ) -> Response {
     let principal = match pre_auth(&st, &headers, &q) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(Refused) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"success": false, "error": "invalid token", "code": "unauthorized"})),
+            )
+                .into_response();
+        }
     };
     let max = st.config.max_message_bytes;
     ws.max_message_size(max)

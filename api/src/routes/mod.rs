@@ -13,6 +13,7 @@ pub mod campaigns;
 pub mod dnc;
 pub mod health;
 pub mod leads;
+pub mod recordings;
 pub mod voice_calls;
 
 use serde::Serialize;
@@ -66,6 +67,17 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(calls::stats_by_disposition))
         .routes(routes!(calls::analytics))
         .routes(routes!(calls::audit))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(
+                    recordings::upload,
+                    recordings::get,
+                    recordings::delete
+                ))
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .routes(routes!(recordings::list))
+        .routes(routes!(recordings::signed_download))
         .routes(routes!(voice_calls::create, voice_calls::of_campaign))
         .routes(routes!(voice_calls::of_lead))
         .routes(routes!(

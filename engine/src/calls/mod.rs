@@ -7,6 +7,7 @@
 //! inbound calls they are `from_number` / `to_number`, for outbound the other way round.
 
 mod filter;
+mod recording;
 mod stats;
 pub mod voice;
 
@@ -16,6 +17,7 @@ use serde_json::{Map, Value};
 use sqlx::types::Json;
 
 pub use filter::{CallFilter, Page};
+pub use recording::{RecordingFilter, RecordingMeta};
 pub use stats::{Analytics, CallStats, DispositionCount, StatsSummary};
 
 use crate::store::{impl_from_row, new_id, now, on_pool, Store};

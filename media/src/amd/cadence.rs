@@ -147,8 +147,7 @@ impl Cadence {
             if self.words == 0 && self.silence_run >= self.initial_silence {
                 return Some(CadenceEvent::InitialSilence);
             }
-            if self.words > 0 && !self.in_word && self.silence_run >= self.after_greeting_silence
-            {
+            if self.words > 0 && !self.in_word && self.silence_run >= self.after_greeting_silence {
                 return Some(CadenceEvent::Human {
                     greeting_end_ms: self.last_word_end,
                 });
@@ -187,7 +186,12 @@ mod tests {
         let got = run(&p, &[(S, 600), (V, 500), (S, 3000)]);
         assert_eq!(
             got,
-            Some((CadenceEvent::Human { greeting_end_ms: 1100 }, 1100 + 800))
+            Some((
+                CadenceEvent::Human {
+                    greeting_end_ms: 1100
+                },
+                1100 + 800
+            ))
         );
     }
 
@@ -195,7 +199,15 @@ mod tests {
     fn hello_pause_hello_with_long_pause_is_human_at_the_first() {
         let p = Params::default();
         let got = run(&p, &[(S, 400), (V, 400), (S, 1200), (V, 400), (S, 2000)]);
-        assert_eq!(got, Some((CadenceEvent::Human { greeting_end_ms: 800 }, 1600)));
+        assert_eq!(
+            got,
+            Some((
+                CadenceEvent::Human {
+                    greeting_end_ms: 800
+                },
+                1600
+            ))
+        );
     }
 
     #[test]
@@ -205,12 +217,15 @@ mod tests {
             ..Params::default()
         };
         let got = run(&p, &[(S, 300), (V, 4000)]);
-        assert_eq!(got, Some((CadenceEvent::Machine(Cause::LongGreeting), 300 + 1520)));
+        assert_eq!(
+            got,
+            Some((CadenceEvent::Machine(Cause::LongGreeting), 300 + 1520))
+        );
     }
 
     #[test]
     fn third_word_is_maxwords() {
-        let p = Params::default();
+        let p = Params::asterisk();
         // Words of 200 ms separated by 100 ms gaps (> between_words_silence 50).
         let got = run(&p, &[(V, 200), (S, 100), (V, 200), (S, 100), (V, 200)]);
         assert_eq!(got, Some((CadenceEvent::Machine(Cause::MaxWords), 700)));
@@ -221,6 +236,7 @@ mod tests {
         let p = Params {
             between_words_silence_ms: 100,
             greeting_ms: 10_000,
+            total_analysis_time_ms: 10_000,
             ..Params::default()
         };
         // 20 ms gaps never end the word, so this is one word.
@@ -231,7 +247,10 @@ mod tests {
         }
         script.push((S, 2000));
         let got = run(&p, &script);
-        assert!(matches!(got, Some((CadenceEvent::Human { .. }, _))), "{got:?}");
+        assert!(
+            matches!(got, Some((CadenceEvent::Human { .. }, _))),
+            "{got:?}"
+        );
     }
 
     #[test]
@@ -242,7 +261,10 @@ mod tests {
             ..Params::default()
         };
         let got = run(&p, &[(S, 100), (V, 3000)]);
-        assert_eq!(got, Some((CadenceEvent::Machine(Cause::MaxWordLength), 1100)));
+        assert_eq!(
+            got,
+            Some((CadenceEvent::Machine(Cause::MaxWordLength), 1100))
+        );
     }
 
     #[test]

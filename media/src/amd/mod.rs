@@ -136,7 +136,10 @@ impl Class {
         let l = label.trim().to_ascii_lowercase();
         match l.as_str() {
             "human" => Some(Class::Human),
-            "machine" | "machine_start" | "machine_end_beep" | "machine_end_silence"
+            "machine"
+            | "machine_start"
+            | "machine_end_beep"
+            | "machine_end_silence"
             | "machine_end_other" => Some(Class::Machine),
             "fax" => Some(Class::Fax),
             "unknown" | "silence" => Some(Class::Unknown),
@@ -267,8 +270,14 @@ mod tests {
     #[test]
     fn mode_parses_cli_and_twilio_spellings() {
         assert_eq!("enable".parse::<Mode>(), Ok(Mode::Enable));
-        assert_eq!("DetectMessageEnd".parse::<Mode>(), Ok(Mode::DetectMessageEnd));
-        assert_eq!("detect-message-end".parse::<Mode>(), Ok(Mode::DetectMessageEnd));
+        assert_eq!(
+            "DetectMessageEnd".parse::<Mode>(),
+            Ok(Mode::DetectMessageEnd)
+        );
+        assert_eq!(
+            "detect-message-end".parse::<Mode>(),
+            Ok(Mode::DetectMessageEnd)
+        );
         assert_eq!("x".parse::<Mode>(), Err(crate::Error::UnknownAmdMode));
     }
 
@@ -279,3 +288,5 @@ mod tests {
         assert_eq!(Class::from_label("robot"), None);
     }
 }
+#[cfg(test)]
+pub(crate) mod testutil;

@@ -79,7 +79,11 @@ impl Vad {
 
     /// Classifies one frame by its level ([`frame_level`]) and updates the noise floor.
     pub fn process(&mut self, level: f32) -> bool {
-        let level = if level.is_finite() { level.max(0.0) } else { 0.0 };
+        let level = if level.is_finite() {
+            level.max(0.0)
+        } else {
+            0.0
+        };
         let threshold = self.threshold();
         self.voiced = if self.voiced {
             level > threshold * HANGOVER_SHARE && level > self.min_threshold

@@ -1,0 +1,589 @@
+//! One media loop: its streams, its pacing tick, its receive path.
+
+use core::future::poll_fn;
+use core::net::SocketAddr;
+use core::task::{Context, Waker};
+use core::time::Duration;
+use std::io::ErrorKind;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::MissedTickBehavior;
+
+use super::media::{FrameSink, FrameSource, ReceivedFrame, SourceFrame};
+use super::ready::{ReadySet, SocketWaker};
+use super::{LoopCounters, LoopStats, StreamId, StreamReport};
+use crate::dtmf::DtmfSender;
+use crate::session::{Incoming, RtpSession, SessionConfig, FRAME_SAMPLES, MAX_RTCP_LEN, PTIME};
+use crate::{Error, Result};
+
+/// Largest datagram read; longer ones are truncated by the kernel and fail to parse.
+const RECV_BUF: usize = 2048;
+/// Datagrams read from one socket before moving to the next ready one (fairness).
+const RECV_BATCH: usize = 32;
+
+pub(crate) enum Command {
+    Open(Box<NewStream>),
+    Close {
+        id: StreamId,
+    },
+    SetRemote {
+        id: StreamId,
+        remote: Option<SocketAddr>,
+    },
+    SetSource {
+        id: StreamId,
+        source: Option<Box<dyn FrameSource>>,
+    },
+    SendDtmf {
+        id: StreamId,
+        sender: DtmfSender,
+    },
+    Stats {
+        id: StreamId,
+        reply: oneshot::Sender<Option<StreamReport>>,
+    },
+    Bridge {
+        a: StreamId,
+        b: StreamId,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Unbridge {
+        id: StreamId,
+    },
+    Shutdown,
+}
+
+pub(crate) struct NewStream {
+    pub(crate) id: StreamId,
+    pub(crate) rtp: std::net::UdpSocket,
+    pub(crate) rtcp: Option<std::net::UdpSocket>,
+    pub(crate) session: SessionConfig,
+    pub(crate) source: Option<Box<dyn FrameSource>>,
+    pub(crate) sink: Option<Box<dyn FrameSink>>,
+}
+
+/// Slot bookkeeping shared by the control handle (allocates) and the loop (frees).
+#[derive(Debug)]
+struct Slots {
+    free: Vec<u32>,
+    generations: Vec<u32>,
+    capacity: usize,
+}
+
+/// State of a loop shared with the control handle; touched on open/close and once per tick,
+/// never per packet.
+#[derive(Debug)]
+pub(crate) struct LoopShared {
+    slots: Mutex<Slots>,
+    pub(crate) counters: LoopCounters,
+    pub(crate) ready: Arc<ReadySet>,
+}
+
+impl LoopShared {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            slots: Mutex::new(Slots {
+                free: Vec::new(),
+                generations: Vec::new(),
+                capacity,
+            }),
+            counters: LoopCounters::default(),
+            // Two sockets (bits) per slot.
+            ready: ReadySet::new(2 * capacity),
+        }
+    }
+
+    pub(crate) fn allocate_slot(&self) -> Result<(u32, u32)> {
+        let mut s = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = s.free.pop() {
+            let generation = s.generations[slot as usize];
+            return Ok((slot, generation));
+        }
+        if s.generations.len() >= s.capacity {
+            return Err(Error::TooManyStreams {
+                max: s.capacity as u64,
+            });
+        }
+        s.generations.push(0);
+        Ok(((s.generations.len() - 1) as u32, 0))
+    }
+
+    pub(crate) fn free_slot(&self, slot: u32) {
+        let mut s = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(g) = s.generations.get_mut(slot as usize) {
+            *g = g.wrapping_add(1);
+            s.free.push(slot);
+        }
+    }
+}
+
+struct Stream {
+    id: StreamId,
+    /// The RTP socket registered with the reactor, for receiving.
+    rtp: UdpSocket,
+    /// The same socket (a duplicated descriptor), for sending. Sending through tokio would
+    /// consult its cached write readiness, which is empty until the reactor has seen the new
+    /// socket, and drop the first packets of a stream as `WouldBlock`; a UDP socket is
+    /// practically always writable, so sends go straight to the kernel.
+    tx: std::net::UdpSocket,
+    rtcp: Option<UdpSocket>,
+    rtp_waker: Waker,
+    rtcp_waker: Waker,
+    session: RtpSession,
+    source: Option<Box<dyn FrameSource>>,
+    sink: Option<Box<dyn FrameSink>>,
+    dtmf: Option<DtmfSender>,
+    /// Slot of the stream this one is bridged to.
+    bridge: Option<u32>,
+    send_errors: u64,
+}
+
+/// Loop-owned buffers: every packet is read, decoded and built in these.
+struct Buffers {
+    rx: Box<[u8; RECV_BUF]>,
+    tx: Box<[u8; RECV_BUF + 64]>,
+    pcm: Box<[i16; RECV_BUF]>,
+    frame: Box<[u8; RECV_BUF]>,
+}
+
+pub(crate) struct Worker {
+    index: u16,
+    origin: Instant,
+    late_after: Duration,
+    shared: Arc<LoopShared>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    streams: Vec<Option<Stream>>,
+    open: usize,
+    bufs: Buffers,
+    stats: LoopStats,
+    last_tick: Option<tokio::time::Instant>,
+}
+
+impl Worker {
+    pub(crate) fn new(
+        index: u16,
+        origin: Instant,
+        late_after: Duration,
+        shared: Arc<LoopShared>,
+        commands: mpsc::UnboundedReceiver<Command>,
+    ) -> Self {
+        Self {
+            index,
+            origin,
+            late_after,
+            shared,
+            commands,
+            streams: Vec::new(),
+            open: 0,
+            bufs: Buffers {
+                rx: Box::new([0; RECV_BUF]),
+                tx: Box::new([0; RECV_BUF + 64]),
+                pcm: Box::new([0; RECV_BUF]),
+                frame: Box::new([0; RECV_BUF]),
+            },
+            stats: LoopStats::default(),
+            last_tick: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut tick = tokio::time::interval(PTIME);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+        let ready = Arc::clone(&self.shared.ready);
+        loop {
+            tokio::select! {
+                biased;
+                cmd = self.commands.recv() => match cmd {
+                    Some(Command::Shutdown) | None => break,
+                    Some(c) => self.command(c),
+                },
+                at = tick.tick() => self.tick(at),
+                () = poll_fn(|cx: &mut Context<'_>| ready.poll_pending(cx)) => self.drain(),
+            }
+        }
+        // Sockets close (ports are released) as the streams drop.
+        self.streams.clear();
+        self.stats.streams = 0;
+        self.shared.counters.publish(&self.stats);
+    }
+
+    fn now(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    fn get(&mut self, id: StreamId) -> Option<&mut Stream> {
+        self.streams
+            .get_mut(id.slot as usize)
+            .and_then(Option::as_mut)
+            .filter(|s| s.id == id)
+    }
+
+    fn command(&mut self, c: Command) {
+        match c {
+            Command::Open(n) => self.open(*n),
+            Command::Close { id } => self.close(id),
+            Command::SetRemote { id, remote } => {
+                if let Some(s) = self.get(id) {
+                    s.session.set_remote(remote);
+                }
+            }
+            Command::SetSource { id, source } => {
+                if let Some(s) = self.get(id) {
+                    s.source = source;
+                }
+            }
+            Command::SendDtmf { id, sender } => {
+                if let Some(s) = self.get(id) {
+                    s.dtmf = Some(sender);
+                }
+            }
+            Command::Stats { id, reply } => {
+                let report = self.get(id).map(|s| StreamReport {
+                    stats: s.session.stats().snapshot(),
+                    counters: s.session.counters(),
+                    remote: s.session.remote(),
+                    latched: s.session.latched(),
+                    rtt: s.session.rtt(),
+                    quality: s.session.last_quality(),
+                    send_errors: s.send_errors,
+                });
+                let _ = reply.send(report);
+            }
+            Command::Bridge { a, b, reply } => {
+                let _ = reply.send(self.bridge(a, b));
+            }
+            Command::Unbridge { id } => {
+                let peer = self.get(id).and_then(|s| s.bridge.take());
+                if let Some(p) = peer {
+                    self.unlink(p);
+                }
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn open(&mut self, n: NewStream) {
+        let slot = n.id.slot as usize;
+        let Ok(tx) = n.rtp.try_clone() else {
+            self.shared.free_slot(n.id.slot);
+            return;
+        };
+        let rtp = UdpSocket::from_std(n.rtp);
+        let rtcp = n.rtcp.map(UdpSocket::from_std).transpose();
+        let (Ok(rtp), Ok(rtcp)) = (rtp, rtcp) else {
+            // Registration with the reactor failed: the stream never starts; its handle's
+            // stats() answers None.
+            self.shared.free_slot(n.id.slot);
+            return;
+        };
+        let ready = &self.shared.ready;
+        let stream = Stream {
+            id: n.id,
+            rtp,
+            tx,
+            rtcp,
+            rtp_waker: SocketWaker::waker(ready, 2 * slot),
+            rtcp_waker: SocketWaker::waker(ready, 2 * slot + 1),
+            session: RtpSession::new(n.session, self.now()),
+            source: n.source,
+            sink: n.sink,
+            dtmf: None,
+            bridge: None,
+            send_errors: 0,
+        };
+        if self.streams.len() <= slot {
+            self.streams.resize_with(slot + 1, || None);
+        }
+        self.streams[slot] = Some(stream);
+        self.open += 1;
+        // Arm both sockets: the first drain registers their wakers with the reactor.
+        ready.mark(2 * slot);
+        ready.mark(2 * slot + 1);
+    }
+
+    fn close(&mut self, id: StreamId) {
+        let Some(s) = self.get(id) else {
+            return;
+        };
+        let peer = s.bridge.take();
+        self.streams[id.slot as usize] = None;
+        self.open -= 1;
+        if let Some(p) = peer {
+            self.unlink(p);
+        }
+        self.shared.free_slot(id.slot);
+    }
+
+    fn unlink(&mut self, slot: u32) {
+        if let Some(Some(s)) = self.streams.get_mut(slot as usize) {
+            s.bridge = None;
+        }
+    }
+
+    fn bridge(&mut self, a: StreamId, b: StreamId) -> Result<()> {
+        if a.loop_index != self.index || self.get(a).is_none() || self.get(b).is_none() {
+            return Err(Error::UnknownStream);
+        }
+        for id in [a, b] {
+            let old = self.get(id).and_then(|s| s.bridge.take());
+            if let Some(p) = old {
+                self.unlink(p);
+            }
+        }
+        if let Some(s) = self.get(a) {
+            s.bridge = Some(b.slot);
+        }
+        if let Some(s) = self.get(b) {
+            s.bridge = Some(a.slot);
+        }
+        Ok(())
+    }
+
+    /// Drains every socket whose bit is set.
+    fn drain(&mut self) {
+        let words = (2 * self.streams.len()).div_ceil(64);
+        let ready = Arc::clone(&self.shared.ready);
+        ready.take_each(words, |bit| self.service(bit));
+    }
+
+    fn service(&mut self, bit: usize) {
+        let slot = bit / 2;
+        let is_rtcp = bit % 2 == 1;
+        for _ in 0..RECV_BATCH {
+            let Some(Some(stream)) = self.streams.get_mut(slot) else {
+                return;
+            };
+            let (socket, waker) = if is_rtcp {
+                match &stream.rtcp {
+                    Some(s) => (s, &stream.rtcp_waker),
+                    None => return,
+                }
+            } else {
+                (&stream.rtp, &stream.rtp_waker)
+            };
+            match socket.try_recv_from(&mut self.bufs.rx[..]) {
+                Ok((n, from)) => {
+                    self.stats.packets_received += 1;
+                    let now = self.origin.elapsed();
+                    if is_rtcp {
+                        let _ = stream.session.handle_rtcp(now, from, &self.bufs.rx[..n]);
+                        deliver_events(stream);
+                    } else {
+                        self.on_rtp(slot, now, from, n);
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                    // Readiness was cleared: re-register this socket's waker. If data
+                    // arrived meanwhile, poll_recv_ready is Ready: go round again.
+                    let mut cx = Context::from_waker(waker);
+                    if socket.poll_recv_ready(&mut cx).is_pending() {
+                        return;
+                    }
+                }
+                // ICMP errors reported on the socket and the like: nothing to read; try on.
+                Err(_) => {}
+            }
+        }
+        // Batch used up: come back after the other ready sockets.
+        self.shared.ready.mark(bit);
+    }
+
+    fn on_rtp(&mut self, slot: usize, now: Duration, from: SocketAddr, n: usize) {
+        let Worker {
+            streams,
+            bufs,
+            stats,
+            ..
+        } = self;
+        let Some(Some(stream)) = streams.get_mut(slot) else {
+            return;
+        };
+        let datagram = &bufs.rx[..n];
+        let incoming = stream.session.handle_rtp(now, from, datagram);
+        let Incoming::Media { packet, status } = incoming else {
+            deliver_events(stream);
+            return;
+        };
+        let law = stream.session.config().law;
+        let payload = packet.payload();
+        let pcm = &mut bufs.pcm[..payload.len()];
+        // Same lengths by construction: decoding cannot fail.
+        let _ = law.decode(payload, pcm);
+        if let Some(sink) = stream.sink.as_mut() {
+            sink.on_frame(&ReceivedFrame {
+                pcm,
+                payload,
+                law,
+                sequence: packet.sequence_number(),
+                timestamp: packet.timestamp(),
+                marker: packet.marker(),
+                ssrc: packet.ssrc(),
+                status,
+                arrival: now,
+                stats: stream.session.stats(),
+            });
+        }
+        deliver_events(stream);
+        let Some(peer_slot) = stream.bridge else {
+            return;
+        };
+        // Relay to the bridged leg, from its socket, with its sequence and timestamp.
+        let Some(Some(peer)) = streams.get_mut(peer_slot as usize) else {
+            return;
+        };
+        let Some(dest) = peer.session.remote() else {
+            return;
+        };
+        let peer_law = peer.session.config().law;
+        let out_payload: &[u8] = if peer_law == law {
+            payload
+        } else {
+            let out = &mut bufs.frame[..pcm.len()];
+            let _ = peer_law.encode(pcm, out);
+            out
+        };
+        if let Ok(len) =
+            peer.session
+                .write_relayed(now, packet.marker(), out_payload, &mut bufs.tx[..])
+        {
+            send(
+                &peer.tx,
+                &bufs.tx[..len],
+                dest,
+                &mut peer.send_errors,
+                stats,
+            );
+        }
+    }
+
+    fn tick(&mut self, at: tokio::time::Instant) {
+        let started = tokio::time::Instant::now();
+        let lateness = started.saturating_duration_since(at);
+        let missed = match self.last_tick {
+            Some(prev) => {
+                let gap = at.saturating_duration_since(prev).as_micros();
+                let frames = (gap + PTIME.as_micros() / 2) / PTIME.as_micros();
+                frames.saturating_sub(1) as u32
+            }
+            None => 0,
+        };
+        self.last_tick = Some(at);
+        let s = &mut self.stats;
+        s.ticks += 1;
+        s.skipped_ticks += u64::from(missed);
+        if missed > 0 || lateness > self.late_after {
+            s.late_ticks += 1 + u64::from(missed);
+        }
+        s.max_lateness_us = s.max_lateness_us.max(lateness.as_micros() as u64);
+
+        let now = self.now();
+        let Worker {
+            streams,
+            bufs,
+            stats,
+            ..
+        } = self;
+        for stream in streams.iter_mut().flatten() {
+            // Timers: RTCP and quality every 5 s.
+            if stream.session.poll_timeout() <= now {
+                stream.session.handle_timeout(now);
+                let mut rtcp = [0u8; MAX_RTCP_LEN];
+                if let Some(Ok((n, dest))) = stream.session.poll_transmit(&mut rtcp) {
+                    match &stream.rtcp {
+                        Some(sock) => {
+                            let r = sock.try_send_to(&rtcp[..n], dest).map(drop);
+                            count_send(r, &mut stream.send_errors, stats);
+                        }
+                        None => send(&stream.tx, &rtcp[..n], dest, &mut stream.send_errors, stats),
+                    }
+                }
+                deliver_events(stream);
+            }
+            if missed > 0 {
+                stream.session.silence(missed);
+            }
+            // A bridged leg carries the other leg's audio instead of its own.
+            if stream.bridge.is_some() {
+                continue;
+            }
+            let Some(dest) = stream.session.remote() else {
+                continue;
+            };
+            if let Some(d) = stream.dtmf.as_mut() {
+                match stream.session.write_dtmf(now, d, &mut bufs.tx[..]) {
+                    Some(Ok(n)) => {
+                        send(
+                            &stream.tx,
+                            &bufs.tx[..n],
+                            dest,
+                            &mut stream.send_errors,
+                            stats,
+                        );
+                        continue;
+                    }
+                    _ => stream.dtmf = None,
+                }
+            }
+            let Some(source) = stream.source.as_mut() else {
+                continue;
+            };
+            let law = stream.session.config().law;
+            let frame: &mut [u8; FRAME_SAMPLES] =
+                match (&mut bufs.frame[..FRAME_SAMPLES]).try_into() {
+                    Ok(f) => f,
+                    Err(_) => continue,
+                };
+            match source.next_frame(law, frame) {
+                SourceFrame::Audio => {
+                    if let Ok(n) = stream.session.write_frame(now, frame, &mut bufs.tx[..]) {
+                        send(
+                            &stream.tx,
+                            &bufs.tx[..n],
+                            dest,
+                            &mut stream.send_errors,
+                            stats,
+                        );
+                    }
+                }
+                SourceFrame::Silence => stream.session.silence(1),
+                SourceFrame::End => {
+                    stream.source = None;
+                    stream.session.silence(1);
+                }
+            }
+        }
+        self.stats.streams = self.open as u64;
+        self.shared.counters.publish(&self.stats);
+    }
+}
+
+fn deliver_events(stream: &mut Stream) {
+    while let Some(ev) = stream.session.poll_event() {
+        if let Some(sink) = stream.sink.as_mut() {
+            sink.on_event(&ev);
+        }
+    }
+}
+
+fn send(
+    sock: &std::net::UdpSocket,
+    bytes: &[u8],
+    dest: SocketAddr,
+    errors: &mut u64,
+    stats: &mut LoopStats,
+) {
+    count_send(sock.send_to(bytes, dest).map(drop), errors, stats);
+}
+
+fn count_send(r: std::io::Result<()>, errors: &mut u64, stats: &mut LoopStats) {
+    match r {
+        Ok(()) => stats.packets_sent += 1,
+        Err(_) => {
+            *errors += 1;
+            stats.send_errors += 1;
+        }
+    }
+}
