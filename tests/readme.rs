@@ -3,14 +3,19 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
+/// The walk-through and the call lifecycle, run as one script (the second uses $TOKEN).
 fn walkthrough() -> String {
+    block("walkthrough") + &block("lifecycle")
+}
+
+fn block(name: &str) -> String {
     let readme = include_str!("../README.md");
     let start = readme
-        .find("<!-- walkthrough:start -->")
-        .expect("walkthrough start marker");
+        .find(&format!("<!-- {name}:start -->"))
+        .expect("start marker");
     let end = readme
-        .find("<!-- walkthrough:end -->")
-        .expect("walkthrough end marker");
+        .find(&format!("<!-- {name}:end -->"))
+        .expect("end marker");
     let block = &readme[start..end];
     let body_start = block.find("```sh\n").expect("sh block") + 6;
     let body_end = block[body_start..].find("```").expect("end of block") + body_start;
@@ -78,4 +83,16 @@ fn readme_walkthrough_works_verbatim() {
         "{stdout}"
     );
     assert!(stdout.contains(r#""total":2"#), "{stdout}");
+    assert!(
+        stdout.contains(r#""message":"Recording uploaded successfully""#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""sample_rate":8000"#) && stdout.contains(r#""channels":2"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(r#""has_recording":true"#) && stdout.contains(r#""has_transcript":true"#),
+        "{stdout}"
+    );
 }
