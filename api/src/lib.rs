@@ -8,6 +8,7 @@ pub mod error;
 pub mod json;
 pub mod jwt;
 pub mod limit;
+pub mod metrics;
 pub mod middleware;
 pub mod openapi;
 pub mod password;
@@ -95,6 +96,24 @@ pub struct AppState {
     pub config: Arc<ApiConfig>,
     pub limits: Arc<Limits>,
     pub started: Instant,
+    /// HTTP request metrics for `/metrics`.
+    pub http_metrics: Arc<metrics::HttpMetrics>,
+    /// More exposition text for `/metrics` (the binary adds the WebSocket hub's).
+    pub extra_metrics: ExtraMetrics,
+}
+
+/// A renderer of more Prometheus text.
+#[derive(Clone, Default)]
+pub struct ExtraMetrics(pub Option<Arc<dyn Fn() -> String + Send + Sync>>);
+
+impl std::fmt::Debug for ExtraMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "ExtraMetrics(set)"
+        } else {
+            "ExtraMetrics(none)"
+        })
+    }
 }
 
 impl AppState {
@@ -118,11 +137,19 @@ impl AppState {
             config: Arc::new(config),
             limits: Arc::new(limits),
             started: Instant::now(),
+            http_metrics: Arc::new(metrics::HttpMetrics::default()),
+            extra_metrics: ExtraMetrics::default(),
         }
     }
 }
 
 impl AppState {
+    /// Adds exposition text to `/metrics`.
+    pub fn with_extra_metrics(mut self, f: Arc<dyn Fn() -> String + Send + Sync>) -> Self {
+        self.extra_metrics = ExtraMetrics(Some(f));
+        self
+    }
+
     /// Uses this recording storage (the binary opens the configured one).
     pub fn with_recordings(mut self, store: switchboard_recordings::RecordingStore) -> Self {
         self.recordings = Some(store);
@@ -153,12 +180,16 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .merge(api)
         .merge(openapi::router(doc))
+        .route("/metrics", axum::routing::get(prometheus))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             middleware::rate_limit,
         ))
         .layer(DefaultBodyLimit::max(state.config.json_max_bytes))
-        .layer(axum::middleware::from_fn(middleware::trace));
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::trace,
+        ));
     for layer in middleware::security_headers() {
         app = app.layer(layer);
     }
@@ -166,6 +197,44 @@ pub fn router(state: AppState) -> Router {
         app = app.layer(cors);
     }
     app.with_state(state)
+}
+
+/// `GET /metrics`: Prometheus text (no token: expose it to trusted networks only; the
+/// default bind is 127.0.0.1).
+async fn prometheus(
+    axum::extract::State(st): axum::extract::State<AppState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    use std::fmt::Write;
+    let mut out = st.http_metrics.render();
+    out.push_str(
+        "# HELP switchboard_calls Live calls by status.\n# TYPE switchboard_calls gauge\n",
+    );
+    match st.store.calls_by_status().await {
+        Ok(rows) => {
+            for (status, n) in rows {
+                let _ = writeln!(
+                    out,
+                    "switchboard_calls{{status=\"{}\"}} {n}",
+                    metrics::escape(&status)
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: calls by status unavailable"),
+    }
+    let _ = writeln!(out, "# HELP switchboard_event_subscribers Event bus subscribers.\n# TYPE switchboard_event_subscribers gauge\nswitchboard_event_subscribers {}", st.events.subscribers());
+    let _ = writeln!(out, "# HELP switchboard_uptime_seconds Seconds since start.\n# TYPE switchboard_uptime_seconds gauge\nswitchboard_uptime_seconds {}", st.started.elapsed().as_secs());
+    if let Some(extra) = &st.extra_metrics.0 {
+        out.push_str(&extra());
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
 }
 
 /// The OpenAPI document (for `switchboard openapi` and tests).

@@ -73,7 +73,7 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
 
 /// One structured log line per request, with the matched route (never the raw path, which
 /// may carry phone numbers).
-pub async fn trace(req: Request, next: Next) -> Response {
+pub async fn trace(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = req.method().clone();
     let route = req
@@ -84,6 +84,19 @@ pub async fn trace(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     let status = resp.status().as_u16();
+    state
+        .http_metrics
+        .record(method.as_str(), &route, status, ms / 1000.0);
+    if ms > 1000.0 {
+        state.events.publish(switchboard_engine::events::Event {
+            tenant_id: None,
+            channel: switchboard_engine::events::Channel::Performance,
+            kind: "slowRequest",
+            agent_id: None,
+            data: serde_json::json!({"method": method.as_str(), "route": route, "status": status, "durationMs": ms}),
+            at: chrono::Utc::now(),
+        });
+    }
     if ms > 1000.0 {
         tracing::warn!(%method, route, status, ms, "slow request");
     } else {

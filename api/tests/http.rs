@@ -500,6 +500,12 @@ fn routes(ids: &Ids) -> Vec<(Method, String, Option<Value>, &'static str)> {
         ),
         (Method::GET, "/api/calls/recordings".into(), None, "viewer"),
         (
+            Method::GET,
+            "/api/calls/metrics/realtime".into(),
+            None,
+            "viewer",
+        ),
+        (
             Method::POST,
             format!("/api/voice-calls/{t}/campaigns/{c}/calls"),
             Some(json!({"call_status": "initiated"})),
@@ -665,6 +671,7 @@ async fn every_route_checks_token_tenant_and_role() {
             "POST /api/auth/register",
             "POST /api/auth/login",
             "GET /api/health",
+            "GET /api/health/monitoring",
             // Signed links carry their own authorization (tested with the recordings).
             "GET /api/recordings/{}/download",
         ]
@@ -1730,4 +1737,70 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+#[tokio::test]
+async fn realtime_view_monitoring_and_prometheus() {
+    let app = app().await;
+    let (t, _) = app.owner("o@acme.test").await;
+    for (status, q) in [
+        ("ringing", None),
+        (
+            "connected",
+            Some(json!({"jitter": 10.0, "mos_score": 4.2, "rtt": 80.0})),
+        ),
+        ("completed", None),
+    ] {
+        let mut body = json!({"phone_number": "+14155551234", "caller_phone": "+14155552671", "direction": "outbound", "status": status, "started_at": chrono::Utc::now()});
+        if let Some(q) = q {
+            body["quality"] = q;
+        }
+        assert_eq!(
+            app.call(Method::POST, "/api/calls", Some(&t), Some(body))
+                .await
+                .status,
+            StatusCode::CREATED
+        );
+    }
+    let r = app
+        .call(Method::GET, "/api/calls/metrics/realtime", Some(&t), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(
+        (
+            r.body["calls"]["active"].as_i64(),
+            r.body["calls"]["connecting"].as_i64(),
+            r.body["calls"]["connected"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1))
+    );
+    assert_eq!(
+        (
+            r.body["calls"]["total"].as_i64(),
+            r.body["calls"]["todayTotal"].as_i64()
+        ),
+        (Some(3), Some(3))
+    );
+    assert_eq!(
+        r.body["performance"]["averageLatency"], 40.0,
+        "rtt/2 of the connected call"
+    );
+    assert_eq!(r.body["performance"]["callQuality"], "excellent");
+    assert_eq!(r.body["activeCalls"].as_array().unwrap().len(), 2);
+    let m = app
+        .call(Method::GET, "/api/health/monitoring", None, None)
+        .await;
+    assert_eq!(m.body["data"]["database"]["status"], "ok");
+    let (s, _, body) = app.raw("/metrics", None, None).await;
+    let text = String::from_utf8(body).unwrap();
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        text.contains("switchboard_calls{status=\"ringing\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("switchboard_calls{status=\"connected\"} 1"));
+    assert!(text.contains("switchboard_http_requests_total{method=\"GET\",route=\"/api/calls/metrics/realtime\",status=\"2xx\"} 1"), "{text}");
+    assert!(text.contains(
+        "switchboard_http_request_duration_seconds_count{method=\"POST\",route=\"/api/calls\"} 3"
+    ));
 }

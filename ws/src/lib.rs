@@ -96,6 +96,48 @@ impl WsStats {
     }
 }
 
+impl WsStats {
+    /// Prometheus text for the hub.
+    pub fn render(&self) -> String {
+        let g = |name: &str, kind: &str, help: &str, v: u64| {
+            format!("# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n")
+        };
+        [
+            g(
+                "switchboard_ws_clients",
+                "gauge",
+                "Connected WebSocket clients.",
+                Self::get(&self.connections),
+            ),
+            g(
+                "switchboard_ws_connections_total",
+                "counter",
+                "WebSocket connections accepted.",
+                Self::get(&self.connections_total),
+            ),
+            g(
+                "switchboard_ws_messages_sent_total",
+                "counter",
+                "WebSocket messages queued to clients.",
+                Self::get(&self.messages_sent),
+            ),
+            g(
+                "switchboard_ws_dropped_total",
+                "counter",
+                "WebSocket messages dropped for slow clients.",
+                Self::get(&self.dropped),
+            ),
+            g(
+                "switchboard_ws_slow_disconnects_total",
+                "counter",
+                "Clients disconnected for not reading.",
+                Self::get(&self.slow_disconnects),
+            ),
+        ]
+        .concat()
+    }
+}
+
 /// What the hub needs.
 #[derive(Clone)]
 pub struct WsState {
@@ -151,4 +193,21 @@ pub fn spawn_metrics(state: WsState, every: Duration) -> tokio::task::JoinHandle
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_render_as_prometheus_text() {
+        let s = WsStats::default();
+        WsStats::add(&s.connections, 3);
+        WsStats::add(&s.dropped, 7);
+        let t = s.render();
+        assert!(t.contains("switchboard_ws_clients 3"), "{t}");
+        assert!(t.contains(
+            "# TYPE switchboard_ws_dropped_total counter\nswitchboard_ws_dropped_total 7"
+        ));
+    }
 }

@@ -13,6 +13,7 @@ pub mod campaigns;
 pub mod dnc;
 pub mod health;
 pub mod leads;
+pub mod monitoring;
 pub mod recordings;
 pub mod voice_calls;
 
@@ -86,6 +87,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
             voice_calls::delete
         ))
         .routes(routes!(health::health))
+        .routes(routes!(monitoring::realtime))
+        .routes(routes!(monitoring::monitoring))
 }
 
 /// Offset pagination of a list.

@@ -7,6 +7,7 @@
 //! inbound calls they are `from_number` / `to_number`, for outbound the other way round.
 
 mod filter;
+mod live;
 mod recording;
 mod stats;
 pub mod voice;
@@ -17,6 +18,7 @@ use serde_json::{Map, Value};
 use sqlx::types::Json;
 
 pub use filter::{CallFilter, Page};
+pub use live::{LiveCalls, CONNECTED, CONNECTING};
 pub use recording::{RecordingFilter, RecordingMeta};
 pub use stats::{Analytics, CallStats, DispositionCount, StatsSummary};
 
