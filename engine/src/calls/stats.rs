@@ -115,8 +115,6 @@ pub struct GroupRow {
 }
 
 const ANSWERED: &str = "status IN ('answered', 'in-progress', 'connected', 'completed')";
-const MISSED: &str =
-    "(status IN ('no-answer', 'busy', 'canceled', 'cancelled') OR outcome = 'missed')";
 const CONVERTED: &str = "(outcome IN ('interested', 'qualified', 'converted', 'sale') OR disposition IN ('interested', 'qualified', 'converted', 'sale'))";
 
 fn round2(x: f64) -> f64 {
@@ -141,32 +139,42 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
-    /// `GET /api/calls/stats` over the list filters.
+    /// `GET /api/calls/stats` over the list filters: one scan grouped by (outcome, direction,
+    /// status); every figure is summed from those few groups.
     pub async fn call_stats(&self, tenant_id: &str, f: &CallFilter) -> Result<CallStats> {
         let w = f.where_clause(tenant_id, self.backend())?;
         let sql = format!(
-            "SELECT COUNT(*) AS total, \
-             CAST(COALESCE(SUM(CASE WHEN {ANSWERED} THEN 1 ELSE 0 END), 0) AS BIGINT) AS answered, \
-             CAST(COALESCE(SUM(CASE WHEN {MISSED} THEN 1 ELSE 0 END), 0) AS BIGINT) AS missed, \
-             CAST(COALESCE(SUM(duration), 0) AS BIGINT) AS total_duration, \
-             COALESCE(AVG(CAST(duration AS DOUBLE PRECISION)), 0.0) AS avg_duration \
-             FROM calls{}",
+            "SELECT COALESCE(outcome, 'unknown') AS o, direction AS d, status AS s, COUNT(*) AS n, \
+             CAST(COALESCE(SUM(duration), 0) AS BIGINT) AS dur, COUNT(duration) AS with_dur \
+             FROM calls{} GROUP BY COALESCE(outcome, 'unknown'), direction, status",
             w.sql()
         );
-        let (total, answered, missed, total_duration, avg): (i64, i64, i64, i64, f64) = on_pool!(self, p => {
-            let r = bind_args!(sqlx::query(&sql), &w.args).fetch_one(p).await?;
-            (r.try_get("total")?, r.try_get("answered")?, r.try_get("missed")?, r.try_get("total_duration")?, r.try_get("avg_duration")?)
-        });
-        Ok(CallStats {
-            total_calls: total,
-            answered_calls: answered,
-            missed_calls: missed,
-            total_duration,
-            average_duration: round2(avg),
-            call_outcome_breakdown: self.group_counts("outcome", &w.sql(), &w.args).await?,
-            calls_by_direction: self.group_counts("direction", &w.sql(), &w.args).await?,
-            calls_by_status: self.group_counts("status", &w.sql(), &w.args).await?,
-        })
+        let groups: Vec<(String, String, String, i64, i64, i64)> =
+            on_pool!(self, p => bind_args!(sqlx::query_as(&sql), &w.args).fetch_all(p).await)?;
+        let mut st = CallStats::default();
+        let mut with_duration = 0i64;
+        for (outcome, direction, status, n, dur, with_dur) in groups {
+            st.total_calls += n;
+            st.total_duration += dur;
+            with_duration += with_dur;
+            if ["answered", "in-progress", "connected", "completed"].contains(&status.as_str()) {
+                st.answered_calls += n;
+            }
+            if ["no-answer", "busy", "canceled", "cancelled"].contains(&status.as_str())
+                || outcome == "missed"
+            {
+                st.missed_calls += n;
+            }
+            *st.call_outcome_breakdown.entry(outcome).or_default() += n;
+            *st.calls_by_direction.entry(direction).or_default() += n;
+            *st.calls_by_status.entry(status).or_default() += n;
+        }
+        st.average_duration = if with_duration > 0 {
+            round2(st.total_duration as f64 / with_duration as f64)
+        } else {
+            0.0
+        };
+        Ok(st)
     }
 
     /// `GET /api/calls/stats/summary` (campaign and date filters).
