@@ -9,6 +9,11 @@
 use crate::g711;
 use crate::{Error, Result};
 
+/// Lowest sample rate accepted (Hz).
+pub const MIN_RATE: u32 = 1_000;
+/// Highest sample rate accepted (Hz).
+pub const MAX_RATE: u32 = 768_000;
+
 /// How samples are encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SampleFormat {
@@ -138,6 +143,11 @@ fn decode(
     };
     if channels == 0 || rate == 0 {
         return Err(invalid(chunk_at, "zero channels or sample rate"));
+    }
+    // Audio is recorded between telephone rate and studio rates; anything outside is a
+    // corrupt or hostile header (a rate of 4 GHz made the resampler's kernel 4.9 GB).
+    if !(MIN_RATE..=MAX_RATE).contains(&rate) {
+        return Err(invalid(chunk_at, "sample rate outside 1 kHz to 768 kHz"));
     }
     let width = usize::from(bits / 8);
     let frame = usize::from(block_align).max(width * usize::from(channels));
@@ -316,5 +326,17 @@ mod tests {
         for cut in 0..full.len() {
             let _ = parse(&full[..cut]);
         }
+    }
+}
+
+#[cfg(test)]
+mod rate_bounds {
+    /// Found by the `wav_amd` fuzz target: a tiny file claiming 4 294 967 295 Hz made the
+    /// resampler allocate 4.9 GB. Such headers are refused.
+    #[test]
+    fn absurd_sample_rates_are_refused() {
+        let bytes =
+            include_bytes!("../../fuzz/regressions/wav_amd/oom-resample-rate-4294967295.wav");
+        assert!(super::parse(bytes).is_err());
     }
 }
