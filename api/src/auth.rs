@@ -36,7 +36,12 @@ impl Auth {
 
 /// The bearer token of a request, if it carries one.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let v = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    bearer_token(&parts.headers)
+}
+
+/// The token of an `Authorization: Bearer ...` header (scheme case-insensitive).
+pub fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -52,18 +57,11 @@ pub fn verify(state: &AppState, token: &str) -> Result<Claims, TokenError> {
 
 /// Authenticates from request headers (for handlers that authenticate only sometimes).
 pub fn from_headers(state: &AppState, headers: &axum::http::HeaderMap) -> ApiResult<Auth> {
-    let v = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(ApiError::Unauthorized("missing bearer token"))?;
-    let token = match v.split_once(' ') {
-        Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
-        _ => return Err(ApiError::Unauthorized("missing bearer token")),
-    };
+    let token = bearer_token(headers).ok_or(ApiError::Unauthorized("missing bearer token"))?;
     auth_from_token(state, token)
 }
 
-fn auth_from_token(state: &AppState, token: &str) -> ApiResult<Auth> {
+pub(crate) fn auth_from_token(state: &AppState, token: &str) -> ApiResult<Auth> {
     let claims = verify(state, token).map_err(|e| match e {
         TokenError::Expired => ApiError::Unauthorized("token expired"),
         _ => ApiError::Unauthorized("invalid token"),

@@ -43,7 +43,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
 }
 
 /// 429 with Retry-After when the caller's IP or user is over its limit.
-pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn rate_limit(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let now = Instant::now();
     let ip = client_ip(&req);
     if let Err(wait) = state.limits.per_ip.check(&ip, now) {
@@ -52,21 +52,17 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         }
         .into_response();
     }
-    let token = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        });
-    if let Some(claims) = token.and_then(|t| crate::auth::verify(&state, t.trim()).ok()) {
-        if let Err(wait) = state.limits.per_user.check(&claims.sub, now) {
+    // Verify once here; the `Auth` extractor reuses what this stores.
+    let auth = crate::auth::bearer_token(req.headers())
+        .and_then(|t| crate::auth::auth_from_token(&state, t).ok());
+    if let Some(auth) = auth {
+        if let Err(wait) = state.limits.per_user.check(&auth.user_id, now) {
             return ApiError::TooManyRequests {
                 retry_after_secs: wait.as_secs().max(1),
             }
             .into_response();
         }
+        req.extensions_mut().insert(auth);
     }
     next.run(req).await
 }

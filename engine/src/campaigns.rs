@@ -604,12 +604,6 @@ impl Store {
         }
         Ok(())
     }
-
-    /// Adds to a campaign's lead count (after an import).
-    pub async fn add_campaign_leads(&self, tenant_id: &str, id: &str, n: i64) -> Result<()> {
-        on_pool!(self, p => sqlx::query("UPDATE campaigns SET total_leads = total_leads + $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4").bind(n).bind(now()).bind(tenant_id).bind(id).execute(p).await.map(|r| r.rows_affected()))?;
-        Ok(())
-    }
 }
 
 /// Binds every column of `COLS`, in order, as `$1..$29`.

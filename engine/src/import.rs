@@ -129,7 +129,10 @@ fn alias(header: &str) -> Option<&'static str> {
     })
 }
 
-fn targets(header: &[String], mapping: Option<&HashMap<String, String>>) -> Result<Vec<Target>> {
+fn column_targets(
+    header: &[String],
+    mapping: Option<&HashMap<String, String>>,
+) -> Result<Vec<Target>> {
     let mut issues = Issues::new();
     if let Some(m) = mapping {
         for (col, target) in m {
@@ -432,7 +435,7 @@ impl Store {
                 let rows = match msg {
                     Parsed::Failed(e) => return Err(Error::Io(e)),
                     Parsed::Header(h) => {
-                        targets = Some(targets_for(&h, mapping.as_ref())?);
+                        targets = Some(column_targets(&h, mapping.as_ref())?);
                         continue;
                     }
                     Parsed::Rows(rows) => rows,
@@ -548,13 +551,6 @@ impl Store {
     }
 }
 
-fn targets_for(
-    header: &[String],
-    mapping: Option<&HashMap<String, String>>,
-) -> Result<Vec<Target>> {
-    targets(header, mapping)
-}
-
 /// `$start, $start+1, ...` for `n` parameters.
 pub(crate) fn placeholders(start: usize, n: usize) -> String {
     (start..start + n)
@@ -578,7 +574,7 @@ mod tests {
 
     #[test]
     fn headers_map_by_alias_and_rest_is_custom() {
-        let t = targets(&h(&["Phone Number", "First Name", "Company"]), None).unwrap();
+        let t = column_targets(&h(&["Phone Number", "First Name", "Company"]), None).unwrap();
         assert!(matches!(t[0], Target::Field("phone")));
         assert!(matches!(t[1], Target::Field("first_name")));
         assert!(matches!(&t[2], Target::Custom(k) if k == "Company"));
@@ -591,7 +587,8 @@ mod tests {
             ("X".to_string(), "nope".to_string()),
         ]
         .into();
-        let Err(Error::Validation { issues }) = targets(&h(&["Tel", "Name"]), Some(&m)) else {
+        let Err(Error::Validation { issues }) = column_targets(&h(&["Tel", "Name"]), Some(&m))
+        else {
             panic!("expected validation error")
         };
         assert_eq!(issues.len(), 2, "{issues:?}");
@@ -599,12 +596,12 @@ mod tests {
 
     #[test]
     fn phone_column_is_required() {
-        assert!(targets(&h(&["name"]), None).is_err());
+        assert!(column_targets(&h(&["name"]), None).is_err());
     }
 
     #[test]
     fn wrong_field_count_is_a_row_error() {
-        let t = targets(&h(&["phone", "first_name"]), None).unwrap();
+        let t = column_targets(&h(&["phone", "first_name"]), None).unwrap();
         let e = draft(3, &h(&["+14155552671"]), &t, None, "US")
             .err()
             .unwrap();
