@@ -22,6 +22,10 @@ pub enum SourceFrame {
     Silence,
     /// The source is finished and is removed from the stream.
     End,
+    /// `out` holds a frame that is lost on the way (simulated network loss): the sequence
+    /// number and timestamp advance as if it were sent, but nothing is sent, so the receiver
+    /// sees a sequence gap.
+    Lost,
 }
 
 /// Produces the audio a stream sends, one 20 ms frame per pacing tick.

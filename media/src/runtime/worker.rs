@@ -548,6 +548,10 @@ impl Worker {
                         );
                     }
                 }
+                SourceFrame::Lost => {
+                    // Packetize (sequence and timestamp advance) but do not send.
+                    let _ = stream.session.write_frame(now, frame, &mut bufs.tx[..]);
+                }
                 SourceFrame::Silence => stream.session.silence(1),
                 SourceFrame::End => {
                     stream.source = None;
