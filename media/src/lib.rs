@@ -20,7 +20,10 @@
 //! - [`amd`]: answering-machine detection: a sans-IO detector (adaptive VAD, word cadence,
 //!   Goertzel beep bank, fax tones) with Twilio-compatible verdicts, and the file / corpus
 //!   helpers behind `switchboard amd classify` and `amd eval`.
-//! - [`wav`]: a small WAV reader (integer, float, μ-law, A-law PCM; first channel).
+//! - [`wav`]: a small WAV reader (integer, float, μ-law, A-law PCM; first channel or a
+//!   downmix).
+//! - [`playback`]: prompts (WAV at any rate, raw G.711) decoded once into 8 kHz clips, and a
+//!   bounded, thread-safe prompt cache.
 //! - [`mos`]: the ITU-T G.107 E-model (simplified, as in rtpengine/VoIPmonitor) giving R and
 //!   MOS from delay, loss and codec.
 //!
@@ -41,6 +44,7 @@ pub mod dtmf;
 pub mod g711;
 pub mod mos;
 pub mod pcap;
+pub mod playback;
 pub mod rtcp;
 pub mod rtp;
 pub mod runtime;
@@ -243,6 +247,9 @@ pub enum Error {
     /// Bridging needs both streams on one media loop (open the second with `colocate_with`).
     #[error("cannot bridge streams of different media loops")]
     BridgeAcrossLoops,
+    /// A prompt file is neither a WAV file nor raw G.711 named by its extension.
+    #[error("unknown audio format (expected WAV, or raw G.711 named .ulaw/.alaw)")]
+    UnknownAudioFormat,
 }
 
 /// Result alias of this crate.

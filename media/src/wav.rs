@@ -75,11 +75,21 @@ pub fn read_file(path: &std::path::Path) -> Result<Wav> {
 
 /// Parses a WAV file held in memory and returns its first channel.
 pub fn parse(bytes: &[u8]) -> Result<Wav> {
+    parse_with(bytes, false)
+}
+
+/// Parses a WAV file held in memory and returns the mean of all its channels (a stereo prompt
+/// played into a mono call keeps both sides).
+pub fn parse_downmix(bytes: &[u8]) -> Result<Wav> {
+    parse_with(bytes, true)
+}
+
+fn parse_with(bytes: &[u8], mix: bool) -> Result<Wav> {
     if bytes.len() < 12 || &bytes[0..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
         return Err(invalid(0, "no RIFF/WAVE header"));
     }
     let mut pos = 12;
-    let mut fmt: Option<(u16, u16, u32, u16, u16)> = None;
+    let mut fmt: Option<Fmt> = None;
     while pos + 8 <= bytes.len() {
         let id = &bytes[pos..pos + 4];
         let size = u32_at(bytes, pos + 4).ok_or(invalid(pos, "chunk header truncated"))? as usize;
@@ -102,18 +112,9 @@ pub fn parse(bytes: &[u8]) -> Result<Wav> {
             }
             fmt = Some((tag, channels, rate, block_align, bits));
         } else if id == b"data" {
-            let (tag, channels, rate, block_align, bits) =
-                fmt.ok_or(invalid(pos, "data chunk before fmt chunk"))?;
+            let fmt = fmt.ok_or(invalid(pos, "data chunk before fmt chunk"))?;
             let end = body.saturating_add(size).min(bytes.len());
-            return decode(
-                &bytes[body..end],
-                tag,
-                channels,
-                rate,
-                block_align,
-                bits,
-                pos,
-            );
+            return decode(&bytes[body..end], fmt, pos, mix);
         }
         // Chunks are padded to an even size.
         pos = body.saturating_add(size).saturating_add(size & 1);
@@ -121,15 +122,11 @@ pub fn parse(bytes: &[u8]) -> Result<Wav> {
     Err(invalid(pos.min(bytes.len()), "no data chunk"))
 }
 
-fn decode(
-    data: &[u8],
-    tag: u16,
-    channels: u16,
-    rate: u32,
-    block_align: u16,
-    bits: u16,
-    chunk_at: usize,
-) -> Result<Wav> {
+/// The `fmt ` fields used: format tag, channels, sample rate, block align, bits per sample.
+type Fmt = (u16, u16, u32, u16, u16);
+
+fn decode(data: &[u8], fmt: Fmt, chunk_at: usize, mix: bool) -> Result<Wav> {
+    let (tag, channels, rate, block_align, bits) = fmt;
     let unsupported = Error::UnsupportedWavFormat {
         format_tag: tag,
         bits_per_sample: bits,
@@ -157,38 +154,43 @@ fn decode(
             "block align smaller than one sample frame",
         ));
     }
+    let sample = |s: &[u8]| -> f32 {
+        match format {
+            SampleFormat::Int(8) => (f32::from(s[0]) - 128.0) * 256.0,
+            SampleFormat::Int(16) => f32::from(i16::from_le_bytes([s[0], s[1]])),
+            SampleFormat::Int(24) => {
+                (i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as f32 / 256.0
+            }
+            SampleFormat::Int(_) => i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as f32 / 65536.0,
+            SampleFormat::Float(32) => {
+                let v = f32::from_le_bytes([s[0], s[1], s[2], s[3]]) * 32768.0;
+                if v.is_finite() {
+                    v
+                } else {
+                    0.0
+                }
+            }
+            SampleFormat::Float(_) => {
+                let v = f64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
+                let v = (v * 32768.0) as f32;
+                if v.is_finite() {
+                    v
+                } else {
+                    0.0
+                }
+            }
+            SampleFormat::MuLaw => f32::from(g711::ulaw_to_linear(s[0])),
+            SampleFormat::ALaw => f32::from(g711::alaw_to_linear(s[0])),
+        }
+    };
+    let n = usize::from(channels);
     let samples: Vec<f32> = data
         .chunks_exact(frame)
         .map(|f| {
-            let s = &f[..width];
-            match format {
-                SampleFormat::Int(8) => (f32::from(s[0]) - 128.0) * 256.0,
-                SampleFormat::Int(16) => f32::from(i16::from_le_bytes([s[0], s[1]])),
-                SampleFormat::Int(24) => {
-                    (i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as f32 / 256.0
-                }
-                SampleFormat::Int(_) => {
-                    i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as f32 / 65536.0
-                }
-                SampleFormat::Float(32) => {
-                    let v = f32::from_le_bytes([s[0], s[1], s[2], s[3]]) * 32768.0;
-                    if v.is_finite() {
-                        v
-                    } else {
-                        0.0
-                    }
-                }
-                SampleFormat::Float(_) => {
-                    let v = f64::from_le_bytes([s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]]);
-                    let v = (v * 32768.0) as f32;
-                    if v.is_finite() {
-                        v
-                    } else {
-                        0.0
-                    }
-                }
-                SampleFormat::MuLaw => f32::from(g711::ulaw_to_linear(s[0])),
-                SampleFormat::ALaw => f32::from(g711::alaw_to_linear(s[0])),
+            if mix && n > 1 {
+                f[..width * n].chunks_exact(width).map(sample).sum::<f32>() / n as f32
+            } else {
+                sample(&f[..width])
             }
         })
         .collect();
@@ -281,6 +283,21 @@ mod tests {
             parse(&wav(6, 1, 8000, 8, &[a])).unwrap().samples,
             vec![f32::from(g711::alaw_to_linear(a))]
         );
+    }
+
+    #[test]
+    fn downmix_averages_every_channel() {
+        // Stereo 16-bit: (1000, 3000), (-1000, 5).
+        let d: Vec<u8> = [1000i16, 3000, -1000, 5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let w = parse_downmix(&wav(1, 2, 16000, 16, &d)).unwrap();
+        assert_eq!(w.samples, vec![2000.0, -497.5]);
+        assert_eq!(parse(&wav(1, 2, 16000, 16, &d)).unwrap().samples[0], 1000.0);
+        // Mono is unchanged.
+        let w = parse_downmix(&wav(1, 1, 8000, 8, &[128, 255])).unwrap();
+        assert_eq!(w.samples, vec![0.0, 127.0 * 256.0]);
     }
 
     #[test]

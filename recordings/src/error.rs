@@ -57,6 +57,23 @@ pub enum Error {
     /// The demuxer panicked on malformed input; the panic was contained.
     #[error("the audio parser failed on malformed input")]
     ParserPanic,
+    /// A WAV file's RIFF structure is malformed (repair, reading back).
+    #[error("{path} is not a usable WAV file: {reason}")]
+    InvalidWav {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// Recorder options that cannot work.
+    #[error("invalid recorder options: {reason}")]
+    InvalidRecorderOptions {
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The recording writer thread is gone (it panicked or could not start).
+    #[error("the recording writer thread is gone")]
+    RecorderGone,
     /// A blocking task (the probe) could not be joined.
     #[error("background task failed")]
     Task(#[source] tokio::task::JoinError),

@@ -46,6 +46,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use media::{
     Clip, FrameSink, FrameSource, LoopingClip, NullSink, ReceivedFrame, Silence, SourceFrame,
+    TeeSink,
 };
 
 use crate::dtmf::DtmfSender;
@@ -507,6 +508,13 @@ impl StreamHandle {
             id: self.id,
             source,
         })
+    }
+
+    /// Replaces the sink (`None`: drop what is received). The old sink's
+    /// [`FrameSink::on_close`] runs on the media loop, then it is dropped there; the new one
+    /// gets every packet processed after the loop takes the command.
+    pub fn set_sink(&self, sink: Option<Box<dyn FrameSink>>) -> Result<()> {
+        self.send(Command::SetSink { id: self.id, sink })
     }
 
     /// Sends a DTMF digit (RFC 4733) held for `duration`, in place of the source's audio.

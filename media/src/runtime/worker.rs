@@ -37,6 +37,10 @@ pub(crate) enum Command {
         id: StreamId,
         source: Option<Box<dyn FrameSource>>,
     },
+    SetSink {
+        id: StreamId,
+        sink: Option<Box<dyn FrameSink>>,
+    },
     SendDtmf {
         id: StreamId,
         sender: DtmfSender,
@@ -205,6 +209,14 @@ impl Worker {
             }
         }
         // Sockets close (ports are released) as the streams drop.
+        for sink in self
+            .streams
+            .iter_mut()
+            .flatten()
+            .filter_map(|s| s.sink.as_mut())
+        {
+            sink.on_close();
+        }
         self.streams.clear();
         self.stats.streams = 0;
         self.shared.counters.publish(&self.stats);
@@ -233,6 +245,13 @@ impl Worker {
             Command::SetSource { id, source } => {
                 if let Some(s) = self.get(id) {
                     s.source = source;
+                }
+            }
+            Command::SetSink { id, sink } => {
+                if let Some(s) = self.get(id) {
+                    if let Some(mut old) = core::mem::replace(&mut s.sink, sink) {
+                        old.on_close();
+                    }
                 }
             }
             Command::SendDtmf { id, sender } => {
@@ -309,6 +328,9 @@ impl Worker {
             return;
         };
         let peer = s.bridge.take();
+        if let Some(sink) = s.sink.as_mut() {
+            sink.on_close();
+        }
         self.streams[id.slot as usize] = None;
         self.open -= 1;
         if let Some(p) = peer {
