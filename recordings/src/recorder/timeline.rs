@@ -11,6 +11,12 @@
 //! `written` arrived too late and is dropped (counted); one placed far ahead is refused.
 //! [`Timeline::settle`] hands out everything up to a point of the input timeline, both
 //! channels together, so the channels always stay the same length and never drift.
+//!
+//! While a pause is open its end is unknown, so audio placed after its start is held aside
+//! rather than dropped: a frame sent just after `resume` may reach the writer before the
+//! resume command does. On resume the held audio is placed by the final mapping (what falls
+//! inside the pause is dropped then); audio held that is older than what `settle` has reached
+//! is inside the pause whatever its end, and is dropped at once.
 
 use super::PauseMode;
 
@@ -36,7 +42,12 @@ pub(crate) struct Timeline {
     pub(crate) late: u64,
     /// Samples refused because placed absurdly far ahead.
     pub(crate) ahead: u64,
+    /// Audio placed after the start of the open pause: (channel, position, samples).
+    held: Vec<(usize, i64, Vec<i16>)>,
 }
+
+/// Held pieces kept at most (about 20 s of 20 ms frames on both channels); the oldest go.
+const MAX_HELD: usize = 2000;
 
 impl Timeline {
     pub(crate) fn new(mode: PauseMode) -> Self {
@@ -47,6 +58,7 @@ impl Timeline {
             written: 0,
             late: 0,
             ahead: 0,
+            held: Vec::new(),
         }
     }
 
@@ -72,12 +84,20 @@ impl Timeline {
             start: at,
             end: None,
         });
+        // Audio already placed after the pause's start (it arrived before the command) goes.
+        let from = (self.output_of(at) - self.written as i64).max(0) as usize;
+        for w in &mut self.window {
+            w.truncate(from.min(w.len()));
+        }
     }
 
     /// Resumes at input position `at` (ignored when not paused).
     pub(crate) fn resume(&mut self, at: i64) {
         if let Some(p) = self.pauses.last_mut().filter(|p| p.end.is_none()) {
             p.end = Some(at.max(p.start));
+            for (ch, pos, samples) in core::mem::take(&mut self.held) {
+                self.place(ch, pos, &samples);
+            }
         }
     }
 
@@ -120,8 +140,32 @@ impl Timeline {
         x - shift
     }
 
-    /// Places `samples` of channel `ch` (0 left, 1 right) at input position `pos`.
+    /// Places `samples` of channel `ch` (0 left, 1 right) at input position `pos` (or holds
+    /// the part after the start of an open pause).
     pub(crate) fn put(&mut self, ch: usize, pos: i64, samples: &[i16]) {
+        let open = self
+            .pauses
+            .last()
+            .filter(|p| p.end.is_none())
+            .map(|p| p.start);
+        let Some(start) = open.filter(|&s| pos + samples.len() as i64 > s) else {
+            self.place(ch, pos, samples);
+            return;
+        };
+        let head = (start - pos).clamp(0, samples.len() as i64) as usize;
+        self.place(ch, pos, &samples[..head]);
+        if self.held.len() >= MAX_HELD {
+            let (_, _, old) = self.held.remove(0);
+            self.late += old.len() as u64;
+        }
+        self.held
+            .push((ch, pos + head as i64, samples[head..].to_vec()));
+    }
+
+    fn place(&mut self, ch: usize, pos: i64, samples: &[i16]) {
+        if samples.is_empty() {
+            return;
+        }
         let written = self.written as i64;
         let Timeline {
             mode,
@@ -159,6 +203,8 @@ impl Timeline {
     /// where nothing was placed), appending them to `out` as little-endian 16-bit samples:
     /// interleaved left/right, or their clipped sum when `mono`. Returns the frames added.
     pub(crate) fn settle(&mut self, upto: i64, mono: bool, out: &mut Vec<u8>) -> u64 {
+        // Held audio that ends before `upto` lies inside the open pause.
+        self.held.retain(|(_, pos, s)| pos + s.len() as i64 > upto);
         let end = self.output_of(upto);
         let n = end - self.written as i64;
         if n <= 0 {
@@ -346,6 +392,46 @@ mod tests {
                 (0, 0)
             ]
         );
+    }
+
+    #[test]
+    fn audio_after_the_resume_that_comes_before_the_resume_command_is_kept() {
+        for mode in [PauseMode::Skip, PauseMode::Silence] {
+            let mut t = Timeline::new(mode);
+            t.put(0, 0, &[1; 10]);
+            // Placed after the pause start before the pause was known: removed by the pause.
+            t.put(1, 10, &[8; 4]);
+            t.pause(10);
+            // Writing while paused: the output stays at the pause's start (Skip) or is
+            // silence (Silence).
+            let f = frames(&mut t, 12);
+            assert_eq!(f[..10], [(1, 0); 10]);
+            assert_eq!(f.len(), if mode == PauseMode::Skip { 10 } else { 12 });
+            // A frame after the (not yet known) resume point, one inside the pause, and one
+            // inside the pause that settling passes before the resume.
+            t.put(0, 25, &[5; 5]);
+            t.put(1, 15, &[6; 5]);
+            t.put(1, 11, &[7; 2]);
+            let _ = frames(&mut t, 14);
+            assert_eq!(t.held.len(), 2);
+            t.resume(20);
+            assert!(t.held.is_empty());
+            let f = frames(&mut t, 30);
+            match mode {
+                PauseMode::Skip => {
+                    // Input 20..30 → output 10..20.
+                    assert_eq!(f.len(), 10);
+                    assert_eq!(f[..5], [(0, 0); 5]);
+                    assert_eq!(f[5..], [(5, 0); 5]);
+                }
+                PauseMode::Silence => {
+                    // Output 14..30.
+                    assert_eq!(f.len(), 16);
+                    assert_eq!(f[..11], [(0, 0); 11]);
+                    assert_eq!(f[11..], [(5, 0); 5]);
+                }
+            }
+        }
     }
 
     #[test]

@@ -268,17 +268,17 @@ fn command(c: Command, active: &mut Vec<Active>, scratch: &mut Vec<u8>) {
     let find = |active: &mut Vec<Active>, id| active.iter().position(|a| a.id == id);
     match c {
         Command::Start(s) => active.push(Active::new(*s, Instant::now())),
+        // Placement is by position, so it does not matter whether the rings were drained
+        // before a pause or resume is applied (see timeline.rs).
         Command::Pause { id, at } => {
             if let Some(i) = find(active, id) {
                 let a = &mut active[i];
-                a.drain();
                 a.timeline.pause(position(a.shared.started, at));
             }
         }
         Command::Resume { id, at } => {
             if let Some(i) = find(active, id) {
                 let a = &mut active[i];
-                a.drain();
                 a.timeline.resume(position(a.shared.started, at));
             }
         }
