@@ -82,7 +82,7 @@ pub struct Campaign {
 }
 
 /// The flat row behind `Campaign`.
-struct CampaignRow {
+pub(crate) struct CampaignRow {
     id: String,
     tenant_id: String,
     name: String,
@@ -145,7 +145,7 @@ impl_from_row!(CampaignRow {
     updated_at
 });
 
-const COLS: &str = "id, tenant_id, name, caller_id, status, schedule_start, schedule_end, timezone, calling_hours_start, \
+pub(crate) const COLS: &str = "id, tenant_id, name, caller_id, status, schedule_start, schedule_end, timezone, calling_hours_start, \
     calling_hours_end, agent_group_id, max_attempts, retry_delay_minutes, retry_on_no_answer, retry_on_busy, \
     retry_on_voicemail, amd_enabled, voicemail_message_url, record_calls, dial_mode, dial_ratio, \
     max_abandon_rate, abandon_window, trunk_ids, total_leads, calls_made, calls_completed, created_at, updated_at";
@@ -390,11 +390,14 @@ fn apply(row: &mut CampaignRow, input: CampaignInput, create: bool) -> Result<Op
     row.record_calls = input.record_calls.unwrap_or(row.record_calls);
     if let Patch::Value(url) = &input.voicemail_message_url {
         let ok = url.len() <= 2048
-            && (url.starts_with("https://") || url.starts_with("http://") || url.starts_with('/'));
+            && (url.starts_with("https://")
+                || url.starts_with("http://")
+                || url.starts_with('/')
+                || url == "builtin:voicemail");
         if !ok {
             issues.add(
                 "voicemail_message_url",
-                "must be an http(s) URL or an absolute file path",
+                "must be an http(s) URL, an absolute file path or builtin:voicemail",
             );
         }
     }

@@ -696,7 +696,7 @@ pub fn diff(before: &Call, after: &Call) -> Value {
     Value::Object(changes)
 }
 
-fn placeholders() -> String {
+pub(crate) fn placeholders() -> String {
     (1..=NCOLS)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
@@ -1093,7 +1093,7 @@ impl Store {
     }
 }
 
-fn bind_call<'q, DB>(
+pub(crate) fn bind_call<'q, DB>(
     q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     r: &CallRow,
 ) -> sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>

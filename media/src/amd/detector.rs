@@ -106,6 +106,12 @@ impl Detector {
         self.verdict
     }
 
+    /// In detect-message-end mode: a machine was recognised and the detector now waits for
+    /// the beep or the end of the greeting (the verdict comes then).
+    pub fn awaiting_message_end(&self) -> bool {
+        matches!(self.state, State::AwaitingEnd { .. })
+    }
+
     /// Whether a verdict was reached (further input is ignored).
     pub fn is_done(&self) -> bool {
         self.state == State::Done

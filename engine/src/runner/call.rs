@@ -1,0 +1,828 @@
+//! The driver of one call: SIP events, AMD signals, agent notices and timers in; the
+//! [`CallFsm`]'s actions out.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{json, Value};
+use switchboard_media::amd::{AnsweredBy, Class, Mode, Params};
+use switchboard_media::g711::Law;
+use switchboard_media::runtime::{LoopingClip, Silence, StreamConfig, StreamHandle};
+use switchboard_media::session::QualityReport;
+use switchboard_sip::dialog::AuthCredentials;
+use switchboard_sip::endpoint::{CallConfig, CallEvent, CallHandle};
+use switchboard_sip::outcome::{CallOutcome, EndCause};
+use switchboard_sip::sdp::{Codec, LocalMedia, Negotiated};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::agents::{AgentNotice, AgentState};
+use super::sinks::{LeadSink, MediaSignal};
+use super::{acquire_trunk, rand_u64, release_trunk, CampaignCtx, DialTrunkConfig, Inner};
+use crate::campaigns::Campaign;
+use crate::dialer::attempts::{CallPatch, EngineWrite};
+use crate::dialer::call::{Action, Answerer, CallFsm, CallPlan, Disposition, Input, Phase};
+use crate::dialer::retry::{next_step, NextStep};
+use crate::events::Channel;
+use crate::leads::Lead;
+
+pub(crate) fn auth_of(t: &DialTrunkConfig) -> Option<AuthCredentials> {
+    match (&t.username, &t.password) {
+        (Some(u), Some(p)) => Some(AuthCredentials {
+            username: u.clone(),
+            password: p.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// Our offer: G.711 (μ-law first) and telephone-event; the media runtime carries G.711.
+pub(crate) fn g711_only(mut local: LocalMedia) -> LocalMedia {
+    local.codecs = vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event(101)];
+    local
+}
+
+pub(crate) fn remote_addr(m: &Negotiated) -> Option<SocketAddr> {
+    let ip = m.remote_address.parse().ok()?;
+    if m.remote_port == 0 {
+        return None;
+    }
+    Some(SocketAddr::new(ip, m.remote_port))
+}
+
+fn disposition_of(cause: &EndCause) -> Disposition {
+    match cause.outcome {
+        CallOutcome::Busy => Disposition::Busy,
+        CallOutcome::NoAnswer | CallOutcome::Cancelled => Disposition::NoAnswer,
+        CallOutcome::InvalidNumber => Disposition::InvalidNumber,
+        CallOutcome::Failed => Disposition::Failed,
+        CallOutcome::Completed => Disposition::Failed,
+    }
+}
+
+/// A failure worth trying the next trunk for: 503, or no answer at all from the trunk.
+fn failover_worthy(cause: &EndCause) -> bool {
+    cause.status == Some(503) || (cause.status.is_none() && cause.reason == "no response")
+}
+
+pub(crate) struct CallJob {
+    pub inner: Arc<Inner>,
+    pub ctx: Arc<CampaignCtx>,
+    pub campaign: Campaign,
+    pub lead: Lead,
+    pub call_id: String,
+    pub trunks: Vec<DialTrunkConfig>,
+    pub notices_tx: mpsc::UnboundedSender<AgentNotice>,
+    pub notices: mpsc::UnboundedReceiver<AgentNotice>,
+    pub started_at: chrono::DateTime<Utc>,
+    /// The call's clock (the machine's `now` is measured from it).
+    pub call_clock: Instant,
+}
+
+struct Live {
+    stream: StreamHandle,
+    sip: Option<CallHandle>,
+    trunk: Option<usize>,
+    provisional: bool,
+    agent: Option<(String, Arc<StreamHandle>)>,
+    seeking: bool,
+    prompt_until: Option<Instant>,
+    quality: Option<QualityReport>,
+    amd_active: Arc<AtomicBool>,
+    in_flight: bool,
+    recording: Option<super::recording::Active>,
+    sig_tx: mpsc::UnboundedSender<MediaSignal>,
+    /// The row's end was written (at the lead's hang-up, before the wrap-up).
+    ended: bool,
+}
+
+impl CallJob {
+    fn emit(&self, kind: &'static str, agent: Option<&str>, mut data: Value) {
+        if let Value::Object(m) = &mut data {
+            m.insert("callId".into(), json!(self.call_id));
+            m.insert("id".into(), json!(self.call_id));
+            m.insert("campaignId".into(), json!(self.ctx.id));
+            m.insert("leadId".into(), json!(self.lead.id));
+            m.insert("phoneNumber".into(), json!(self.lead.phone_normalized));
+            m.insert("by".into(), json!("engine"));
+        }
+        self.inner
+            .events
+            .emit(&self.ctx.tenant_id, Channel::Calls, kind, agent, data);
+    }
+
+    fn write(&self, patch: CallPatch) {
+        self.inner.writer.push(EngineWrite::Call {
+            tenant_id: self.ctx.tenant_id.clone(),
+            call_id: self.call_id.clone(),
+            patch,
+        });
+    }
+
+    fn place(&self, live: &mut Live, from_trunk: usize) -> Option<usize> {
+        let i = acquire_trunk(&self.inner, &self.trunks, from_trunk)?;
+        live.trunk = Some(i);
+        Some(i)
+    }
+
+    pub(crate) async fn run(mut self) {
+        let started = self.call_clock;
+        let c = &self.campaign;
+        let plan = CallPlan {
+            timers: self.inner.cfg.timers,
+            amd: c.amd_enabled,
+            voicemail: self.ctx.voicemail.is_some(),
+            unknown_as_human: self.inner.cfg.unknown_as_human,
+        };
+        let (sig_tx, mut sig_rx) = mpsc::unbounded_channel::<MediaSignal>();
+        let amd_active = Arc::new(AtomicBool::new(false));
+        let mode = if plan.voicemail {
+            Mode::DetectMessageEnd
+        } else {
+            Mode::Enable
+        };
+        let sink = LeadSink::new(
+            c.amd_enabled.then(|| (Params::default(), mode)),
+            amd_active.clone(),
+            sig_tx.clone(),
+        );
+        let stream = match self.inner.media.open_stream(StreamConfig {
+            source: Some(Box::new(Silence)),
+            sink: Some(Box::new(sink)),
+            colocate_with: self.colocation(),
+            ..StreamConfig::new(Law::Mu)
+        }) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "no media port for a call");
+                self.ctx.in_flight.fetch_sub(1, Ordering::SeqCst);
+                self.finish_without_call(Disposition::Failed, &format!("media: {e}"));
+                return;
+            }
+        };
+        let mut fsm = CallFsm::new(plan, Duration::ZERO);
+        let mut live = Live {
+            stream,
+            sip: None,
+            trunk: None,
+            provisional: false,
+            agent: None,
+            seeking: false,
+            prompt_until: None,
+            quality: None,
+            amd_active,
+            in_flight: true,
+            recording: None,
+            sig_tx: sig_tx.clone(),
+            ended: false,
+        };
+        let mut next_trunk = 0;
+        loop {
+            // (Re)place the INVITE on the next trunk with room.
+            if live.sip.is_none() {
+                let Some(i) = self.place(&mut live, next_trunk) else {
+                    self.write(CallPatch {
+                        outcome: Some("no trunk with room".into()),
+                        ..Default::default()
+                    });
+                    let _ = fsm.handle(Input::Failed(Disposition::Failed), started.elapsed());
+                    self.on_finished(Disposition::Failed, &fsm);
+                    break;
+                };
+                next_trunk = i + 1;
+                match self.invite(&live, i).await {
+                    Ok(h) => live.sip = Some(h),
+                    Err(e) => {
+                        release_trunk(&self.inner, &self.trunks[i].id);
+                        live.trunk = None;
+                        if next_trunk < self.trunks.len() {
+                            continue;
+                        }
+                        self.write(CallPatch {
+                            outcome: Some(e),
+                            ..Default::default()
+                        });
+                        let _ = fsm.handle(Input::Failed(Disposition::Failed), started.elapsed());
+                        self.on_finished(Disposition::Failed, &fsm);
+                        break;
+                    }
+                }
+            }
+            let now = started.elapsed();
+            let deadline = [fsm.deadline().map(|d| started + d), live.prompt_until]
+                .into_iter()
+                .flatten()
+                .min();
+            let seeking = live.seeking;
+            let sip = live.sip.as_mut();
+            let actions = tokio::select! {
+                ev = async { match sip { Some(h) => h.next_event().await, None => std::future::pending().await } } => {
+                    let now = started.elapsed();
+                    match ev {
+                        Some(CallEvent::Trying) => None,
+                        Some(CallEvent::Ringing { .. }) => { live.provisional = true; Some(fsm.handle(Input::Ringing, now)) }
+                        Some(CallEvent::EarlyMedia(m)) => {
+                            live.provisional = true;
+                            if let Some(a) = remote_addr(&m) { let _ = live.stream.set_remote(a); }
+                            Some(fsm.handle(Input::Ringing, now))
+                        }
+                        Some(CallEvent::Answered { media, .. }) => {
+                            if let Some(a) = remote_addr(&media) { let _ = live.stream.set_remote(a); }
+                            live.amd_active.store(true, Ordering::Relaxed);
+                            self.left_flight(&mut live);
+                            Some(fsm.handle(Input::Answered, now))
+                        }
+                        Some(CallEvent::Ended(cause)) => {
+                            live.sip = None;
+                            if let Some(i) = live.trunk.take() { release_trunk(&self.inner, &self.trunks[i].id); }
+                            if fsm.answered_at().is_none() && !live.provisional && failover_worthy(&cause)
+                                && next_trunk < self.trunks.len() && fsm.phase() == Phase::Dialing {
+                                tracing::info!(call = %self.call_id, trunk = %self.trunks[next_trunk - 1].name, reason = %cause.reason, "trunk failover");
+                                continue;
+                            }
+                            let d = disposition_of(&cause);
+                            self.write(CallPatch { outcome: Some(format!("{}{}", cause.reason, cause.status.map(|s| format!(" ({s})")).unwrap_or_default())), ..Default::default() });
+                            let a = if fsm.answered_at().is_none() {
+                                fsm.handle(Input::Failed(d), now)
+                            } else if cause.by_remote {
+                                fsm.handle(Input::RemoteHangup, now)
+                            } else {
+                                fsm.on_ended(d)
+                            };
+                            let mut a = a;
+                            if fsm.phase() != Phase::Done && fsm.phase() != Phase::WrapUp {
+                                a = fsm.on_ended(d);
+                            }
+                            Some(a)
+                        }
+                        None => {
+                            live.sip = None;
+                            Some(fsm.on_ended(Disposition::Failed))
+                        }
+                    }
+                }
+                sig = sig_rx.recv() => {
+                    let now = started.elapsed();
+                    match sig {
+                        Some(MediaSignal::MachineEarly) => {
+                            self.inner.stats.machine.fetch_add(1, Ordering::Relaxed);
+                            self.amd_event(AnsweredBy::MachineStart);
+                            Some(fsm.handle(Input::Verdict(Answerer::Machine), now))
+                        }
+                        Some(MediaSignal::Verdict(v)) => {
+                            let who = match v.answered_by.class() {
+                                Class::Human => Answerer::Human,
+                                Class::Machine | Class::Fax => Answerer::Machine,
+                                Class::Unknown => Answerer::Unknown,
+                            };
+                            if fsm.phase() == Phase::Voicemail {
+                                Some(fsm.handle(Input::MessageEnd, now))
+                            } else {
+                                match who {
+                                    Answerer::Human => self.inner.stats.human.fetch_add(1, Ordering::Relaxed),
+                                    Answerer::Machine => self.inner.stats.machine.fetch_add(1, Ordering::Relaxed),
+                                    Answerer::Unknown => self.inner.stats.unknown.fetch_add(1, Ordering::Relaxed),
+                                };
+                                self.amd_event(v.answered_by);
+                                let mut a = fsm.handle(Input::Verdict(who), now);
+                                if who == Answerer::Machine && matches!(v.answered_by, AnsweredBy::MachineEndBeep | AnsweredBy::MachineEndSilence | AnsweredBy::MachineEndOther) && fsm.phase() == Phase::Voicemail {
+                                    a = fsm.handle(Input::MessageEnd, now);
+                                }
+                                Some(a)
+                            }
+                        }
+                        Some(MediaSignal::Quality(q)) => {
+                            live.quality = Some(q);
+                            if let Some(s) = live.quality.as_ref() {
+                                self.emit("callQualityUpdate", live.agent.as_ref().map(|a| a.0.as_str()), json!({"quality": quality_json(s)}));
+                            }
+                            None
+                        }
+                        None => None,
+                    }
+                }
+                n = self.notices.recv() => {
+                    let now = started.elapsed();
+                    match n {
+                        Some(AgentNotice::LegLost) => {
+                            live.agent = None;
+                            Some(fsm.handle(Input::AgentLost, now))
+                        }
+                        Some(AgentNotice::Ended) => {
+                            if self.inner.stopping.load(Ordering::SeqCst) && fsm.answered_at().is_none() {
+                                // Shutdown before the answer: cancel.
+                                if let Some(h) = &live.sip { let _ = h.hangup(); }
+                                None
+                            } else if self.inner.stopping.load(Ordering::SeqCst) && !matches!(fsm.phase(), Phase::Talking | Phase::WrapUp) {
+                                if let Some(h) = &live.sip { let _ = h.hangup(); }
+                                None
+                            } else {
+                                Some(fsm.handle(if fsm.phase() == Phase::WrapUp { Input::WrapUpDone } else { Input::AgentEnded }, now))
+                            }
+                        }
+                        None => None,
+                    }
+                }
+                _ = self.inner.agents.ready.notified(), if seeking => {
+                    self.try_bridge(&mut live, &mut fsm, started).await
+                }
+                _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                    let now = started.elapsed();
+                    if live.prompt_until.is_some_and(|p| p <= Instant::now()) {
+                        live.prompt_until = None;
+                        Some(fsm.handle(Input::PromptDone, now))
+                    } else {
+                        Some(fsm.on_timeout(now))
+                    }
+                }
+            };
+            let _ = now;
+            if let Some(actions) = actions {
+                let mut follow = Some(actions);
+                while let Some(actions) = follow.take() {
+                    for a in actions.iter() {
+                        if let Some(more) = self.act(a, &mut live, &mut fsm, started).await {
+                            follow = Some(more);
+                        }
+                    }
+                }
+            }
+            if fsm.phase() == Phase::Done && live.sip.is_none() {
+                break;
+            }
+            if fsm.phase() == Phase::Done {
+                // Wait (bounded) for the SIP side to finish the BYE / CANCEL.
+                if let Some(mut h) = live.sip.take() {
+                    let _ = tokio::time::timeout(Duration::from_secs(3), async {
+                        while let Some(ev) = h.next_event().await {
+                            if matches!(ev, CallEvent::Ended(_)) {
+                                break;
+                            }
+                        }
+                    })
+                    .await;
+                }
+                if let Some(i) = live.trunk.take() {
+                    release_trunk(&self.inner, &self.trunks[i].id);
+                }
+                break;
+            }
+        }
+        if let Some(i) = live.trunk.take() {
+            release_trunk(&self.inner, &self.trunks[i].id);
+        }
+        self.left_flight(&mut live);
+        self.close(&mut live, &fsm).await;
+    }
+
+    /// Streams of a call must share the media loop of the agent they are bridged to: put the
+    /// lead's stream on the loop of an available agent when there is one.
+    fn colocation(&self) -> Option<switchboard_media::runtime::StreamId> {
+        let pool = self.inner.agents.lock();
+        pool.slots
+            .values()
+            .filter(|s| s.tenant_id == self.ctx.tenant_id && s.state == AgentState::Available)
+            .filter_map(|s| s.stream.as_ref().map(|st| st.id()))
+            .next()
+    }
+
+    fn left_flight(&self, live: &mut Live) {
+        if live.in_flight {
+            live.in_flight = false;
+            self.ctx
+                .in_flight
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    async fn invite(&self, live: &Live, i: usize) -> Result<CallHandle, String> {
+        let t = &self.trunks[i];
+        let local = LocalMedia::new(
+            &self.inner.cfg.sdp_address,
+            live.stream.local_addr().port(),
+            rand_u64(),
+        );
+        let caller = if self.campaign.caller_id.is_empty() {
+            "switchboard".to_owned()
+        } else {
+            self.campaign.caller_id.clone()
+        };
+        let mut cfg = CallConfig::new(
+            &format!("sip:{}@{}", self.lead.phone_normalized, t.domain),
+            &format!("sip:{}@{}", caller, t.domain),
+            g711_only(local),
+        );
+        cfg.proxy = Some(t.server.clone());
+        cfg.auth = auth_of(t);
+        cfg.transport = t.transport;
+        self.write(CallPatch {
+            external_call_id: None,
+            ..Default::default()
+        });
+        self.inner
+            .endpoint
+            .call(cfg)
+            .await
+            .map_err(|e| format!("cannot place the call: {e}"))
+    }
+
+    fn amd_event(&self, by: AnsweredBy) {
+        self.emit(
+            "amdResult",
+            None,
+            json!({"answeredBy": by.as_str(), "class": by.class().as_str()}),
+        );
+        self.write(CallPatch {
+            answered_by: Some(by.as_str().to_owned()),
+            ..Default::default()
+        });
+    }
+
+    async fn try_bridge(
+        &self,
+        live: &mut Live,
+        fsm: &mut CallFsm,
+        started: Instant,
+    ) -> Option<crate::dialer::call::Actions> {
+        if !live.seeking || live.agent.is_some() {
+            return None;
+        }
+        let reserved = self.inner.agents.reserve(
+            &self.ctx.tenant_id,
+            self.campaign.agent_group_id.as_deref(),
+            &self.call_id,
+            self.notices_tx.clone(),
+        )?;
+        match self
+            .inner
+            .media
+            .bridge(&live.stream, &reserved.stream)
+            .await
+        {
+            Ok(()) => {
+                live.seeking = false;
+                let now = started.elapsed();
+                if let Some(v) = fsm.verdict_at() {
+                    self.inner.stats.bridge_latency(now.saturating_sub(v));
+                }
+                self.inner.stats.bridged.fetch_add(1, Ordering::Relaxed);
+                self.inner
+                    .agents
+                    .set_state(&reserved.id, AgentState::Talking(self.call_id.clone()));
+                live.agent = Some((reserved.id.clone(), reserved.stream.clone()));
+                self.write(CallPatch {
+                    agent_id: Some(reserved.id.clone()),
+                    ..Default::default()
+                });
+                let l = &self.lead;
+                self.inner.events.emit(
+                    &self.ctx.tenant_id,
+                    Channel::Agents,
+                    "incoming:call",
+                    Some(&reserved.id),
+                    json!({"callId": self.call_id, "leadId": l.id, "first_name": l.first_name, "last_name": l.last_name,
+                           "phone": l.phone_normalized, "notes": l.notes, "campaign": {"id": self.campaign.id, "name": self.campaign.name},
+                           "custom_fields": l.custom_fields.0, "by": "engine"}),
+                );
+                self.emit(
+                    "agentConnected",
+                    Some(&reserved.id),
+                    json!({"agentId": reserved.id, "status": "in-progress"}),
+                );
+                Some(fsm.handle(Input::AgentBridged, now))
+            }
+            Err(e) => {
+                tracing::warn!(call = %self.call_id, error = %e, "bridge failed; agent released");
+                self.inner.agents.release(&reserved.id, &self.call_id);
+                None
+            }
+        }
+    }
+
+    /// Carries out one action; may return the machine's follow-up actions.
+    async fn act(
+        &self,
+        a: Action,
+        live: &mut Live,
+        fsm: &mut CallFsm,
+        started: Instant,
+    ) -> Option<crate::dialer::call::Actions> {
+        match a {
+            Action::StartAmd => {
+                live.amd_active.store(true, Ordering::Relaxed);
+                None
+            }
+            Action::SeekAgent => {
+                live.seeking = true;
+                self.try_bridge(live, fsm, started).await
+            }
+            Action::StopSeeking => {
+                live.seeking = false;
+                None
+            }
+            Action::PlayAbandon => {
+                let clip = self.inner.cfg.abandon_prompt.clone();
+                live.prompt_until = Some(Instant::now() + clip_len(clip.frames()));
+                let _ = live
+                    .stream
+                    .set_source(Some(Box::new(LoopingClip::times(clip, 1))));
+                None
+            }
+            Action::PlayVoicemail => {
+                if let Some(clip) = self.ctx.voicemail.clone() {
+                    live.prompt_until = Some(Instant::now() + clip_len(clip.frames()));
+                    let _ = live
+                        .stream
+                        .set_source(Some(Box::new(LoopingClip::times(clip, 1))));
+                } else {
+                    live.prompt_until = Some(Instant::now());
+                }
+                None
+            }
+            Action::StartRecording => {
+                if self.campaign.record_calls {
+                    if let Some((_, agent_stream)) = &live.agent {
+                        live.recording = super::recording::start(
+                            &self.inner,
+                            &self.ctx.tenant_id,
+                            &self.call_id,
+                            &live.stream,
+                            agent_stream,
+                            live.sig_tx.clone(),
+                        );
+                        if live.recording.is_some() {
+                            self.inner.events.emit(
+                                &self.ctx.tenant_id,
+                                Channel::Recordings,
+                                "recordingStarted",
+                                live.agent.as_ref().map(|a| a.0.as_str()),
+                                json!({"callId": self.call_id, "by": "engine"}),
+                            );
+                        }
+                    }
+                }
+                None
+            }
+            Action::Cancel | Action::HangupLead => {
+                if let Some(h) = &live.sip {
+                    let _ = h.hangup();
+                }
+                None
+            }
+            Action::AgentToWrapUp => {
+                let _ = self.inner.media.unbridge(&live.stream);
+                self.end_now(live, fsm).await;
+                if let Some((id, stream)) = &live.agent {
+                    let _ = stream.set_source(Some(Box::new(Silence)));
+                    self.inner
+                        .agents
+                        .set_state(id, AgentState::WrapUp(self.call_id.clone()));
+                    self.inner.events.emit(
+                        &self.ctx.tenant_id,
+                        Channel::Agents,
+                        "call:ended",
+                        Some(id),
+                        json!({"callId": self.call_id, "by": "engine"}),
+                    );
+                }
+                None
+            }
+            Action::ReleaseAgent => {
+                let _ = self.inner.media.unbridge(&live.stream);
+                if let Some((id, stream)) = live.agent.take() {
+                    let _ = stream.set_source(Some(Box::new(Silence)));
+                    let _ = stream.set_sink(None);
+                    self.inner.agents.release(&id, &self.call_id);
+                }
+                None
+            }
+            Action::Phase(p) => {
+                self.on_phase(p, fsm);
+                None
+            }
+            Action::Finished(d) => {
+                self.on_finished(d, fsm);
+                None
+            }
+        }
+    }
+
+    fn on_phase(&self, p: Phase, fsm: &CallFsm) {
+        let status = p.call_status();
+        let mut patch = CallPatch {
+            status: Some(status),
+            ..Default::default()
+        };
+        // The answer: Screening with AMD, straight to Connecting without.
+        let answered =
+            p == Phase::Screening || (p == Phase::Connecting && !self.campaign.amd_enabled);
+        if answered {
+            patch.answer_time = Some(crate::store::now());
+        }
+        if matches!(p, Phase::WrapUp | Phase::Done) {
+            // The end is written by `end_row` with everything else.
+            return;
+        }
+        self.write(patch);
+        if p == Phase::Ringing {
+            self.emit("callRinging", None, json!({"status": status}));
+        } else if answered {
+            self.emit(
+                "callConnected",
+                None,
+                json!({"status": status, "answerTime": Utc::now()}),
+            );
+        }
+        let _ = fsm;
+    }
+
+    fn on_finished(&self, d: Disposition, fsm: &CallFsm) {
+        let now = Utc::now();
+        self.inner.stats.count_disposition(d);
+        // Abandon-rate bookkeeping: a live answer (or unknown treated as live).
+        let live_answer = matches!(fsm.answerer(), Some(Answerer::Human))
+            || (fsm.answerer() == Some(Answerer::Unknown) && self.inner.cfg.unknown_as_human);
+        {
+            let mut w = self.ctx.abandon.lock().unwrap_or_else(|e| e.into_inner());
+            if d == Disposition::Abandoned {
+                w.record_abandon(now);
+            } else if live_answer && d == Disposition::Answered {
+                w.record_live(now);
+            }
+        }
+        {
+            let mut p = self.ctx.pacer.lock().unwrap_or_else(|e| e.into_inner());
+            match (live_answer, fsm.answered_at(), fsm.verdict_at()) {
+                (true, Some(_), Some(v)) => p.on_live(v.as_secs_f64()),
+                _ => p.on_not_live(),
+            }
+        }
+        let attempts = self.lead.call_attempts + 1;
+        let step = match next_step(
+            d.attempt_result(),
+            attempts,
+            &self.campaign.retry_policy,
+            now,
+        ) {
+            // A number that does not exist is not retried, nor put on the DNC list.
+            _ if d == Disposition::InvalidNumber => NextStep::GiveUp,
+            // Retry delays count in the engine's retry unit (a minute, shorter in tests).
+            NextStep::RetryAt(t) => {
+                let minutes = (t - now).num_seconds() as f64 / 60.0;
+                let unit = self.inner.cfg.retry_unit.as_secs_f64();
+                NextStep::RetryAt(
+                    now + chrono::Duration::milliseconds((minutes * unit * 1000.0) as i64),
+                )
+            }
+            other => other,
+        };
+        self.inner.writer.push(EngineWrite::LeadDone {
+            tenant_id: self.ctx.tenant_id.clone(),
+            lead_id: self.lead.id.clone(),
+            disposition: d.as_str().to_owned(),
+            step,
+            at: crate::store::now(),
+        });
+        if d == Disposition::Answered {
+            self.inner.writer.push(EngineWrite::CampaignCompleted {
+                tenant_id: self.ctx.tenant_id.clone(),
+                campaign_id: self.ctx.id.clone(),
+            });
+        }
+    }
+
+    fn finish_without_call(&self, d: Disposition, reason: &str) {
+        let fsm = CallFsm::new(
+            CallPlan {
+                timers: self.inner.cfg.timers,
+                amd: false,
+                voicemail: false,
+                unknown_as_human: true,
+            },
+            Duration::ZERO,
+        );
+        self.write(CallPatch {
+            outcome: Some(reason.to_owned()),
+            ..Default::default()
+        });
+        self.on_finished(d, &fsm);
+        self.end_row(d, None, None, None);
+        self.ctx
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.call_id);
+        self.inner.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn end_row(
+        &self,
+        d: Disposition,
+        fsm: Option<&CallFsm>,
+        quality: Option<&QualityReport>,
+        rec: Option<super::recording::Finished>,
+    ) {
+        let now = crate::store::now();
+        let start = self.lead_start();
+        let duration = (now - start).num_seconds().max(0);
+        let talk = fsm
+            .and_then(|f| f.bridged_at())
+            .map(|b| (self.call_clock.elapsed().saturating_sub(b)).as_secs() as i64);
+        let q = quality.map(quality_json);
+        if let Some(m) = quality.map(|q| q.mos) {
+            self.inner.stats.mos_sample(m);
+        }
+        let status = d.call_status();
+        let (rp, rd, rs) = match &rec {
+            Some(r) => (Some(r.path.clone()), Some(r.duration_secs), Some(r.bytes)),
+            None => (None, None, None),
+        };
+        self.write(CallPatch {
+            status: Some(status),
+            end_time: Some(now),
+            disposition: Some(d.as_str().to_owned()),
+            duration: Some(duration),
+            talk_time: talk,
+            quality: q.clone(),
+            recording_path: rp,
+            recording_duration: rd,
+            recording_size: rs,
+            ..Default::default()
+        });
+        self.emit(
+            "callEnded",
+            None,
+            json!({"status": status, "disposition": d.as_str(), "duration": duration, "quality": q}),
+        );
+        if rec.is_some() {
+            self.inner.stats.recordings.fetch_add(1, Ordering::Relaxed);
+            self.inner.events.emit(
+                &self.ctx.tenant_id,
+                Channel::Recordings,
+                "recordingStopped",
+                None,
+                json!({"callId": self.call_id, "duration": rd, "format": "wav", "by": "engine"}),
+            );
+        }
+    }
+
+    fn lead_start(&self) -> chrono::DateTime<Utc> {
+        self.started_at
+    }
+
+    /// The lead's side is over: recording finalized, the row's end written, `callEnded`.
+    async fn end_now(&self, live: &mut Live, fsm: &CallFsm) {
+        if live.ended {
+            return;
+        }
+        live.ended = true;
+        let rec = match live.recording.take() {
+            Some(r) => r.stop().await,
+            None => None,
+        };
+        let d = fsm.disposition().unwrap_or(Disposition::Failed);
+        self.end_row(d, Some(fsm), live.quality.as_ref(), rec);
+    }
+
+    async fn close(&mut self, live: &mut Live, fsm: &CallFsm) {
+        if fsm.disposition().is_none() {
+            self.on_finished(Disposition::Failed, fsm);
+        }
+        self.end_now(live, fsm).await;
+        if let Some((id, stream)) = live.agent.take() {
+            let _ = self.inner.media.unbridge(&live.stream);
+            let _ = stream.set_sink(None);
+            let _ = stream.set_source(Some(Box::new(Silence)));
+            self.inner.agents.release(&id, &self.call_id);
+        }
+        self.ctx
+            .active
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.call_id);
+        self.inner.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+fn clip_len(frames: usize) -> Duration {
+    Duration::from_millis(frames as u64 * 20 + 200)
+}
+
+pub(crate) fn quality_json(q: &QualityReport) -> Value {
+    json!({
+        "jitter": (q.jitter_ms * 100.0).round() / 100.0,
+        "packet_loss": (q.loss_percent * 100.0).round() / 100.0,
+        "mos_score": (q.mos * 100.0).round() / 100.0,
+        "rtt": q.rtt.map(|r| r.as_millis() as u64),
+        "codec": "PCMU",
+    })
+}
