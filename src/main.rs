@@ -1,6 +1,8 @@
 //! `switchboard`: the dialer engine's binary — serve the API, run migrations, bootstrap users.
 
 mod config;
+mod demo;
+mod simulate;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -29,6 +31,9 @@ struct Cli {
 enum Command {
     /// Run the engine and its HTTP API.
     Serve(ServeArgs),
+    /// Everything on one machine: engine, carrier simulator, simulated agents, a demo
+    /// campaign, the API and the dashboard (SQLite, nothing to install).
+    Demo(demo::DemoArgs),
     /// Apply database migrations and exit.
     Migrate,
     /// Manage users without HTTP.
@@ -48,6 +53,12 @@ enum Command {
         #[command(subcommand)]
         command: AmdCommand,
     },
+    /// Pacing simulator: each dial mode in a simulated call centre, side by side.
+    Simulate(simulate::SimulateArgs),
+    /// Carrier simulator: a SIP UAS on loopback answering by a plan (human, machine, busy...).
+    CarrierSim(switchboard_sim::cli::CarrierSimArgs),
+    /// Test dialer and SIP load driver: place one call or many, summarise.
+    Call(switchboard_sim::cli::CallArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,9 +127,9 @@ enum UserCommand {
     },
 }
 
-fn init_logging(format: &str) {
+fn init_logging(format: &str, default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
-        .unwrap_or_else(|_| "info,sqlx=warn".into());
+        .unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     if format == "json" {
         builder.json().init();
@@ -164,8 +175,24 @@ async fn main() -> Result<()> {
     if let Command::Amd { command } = &cli.command {
         return amd(command);
     }
+    if let Command::Simulate(args) = &cli.command {
+        return simulate::run(args);
+    }
+    match &cli.command {
+        Command::CarrierSim(args) => {
+            return Ok(switchboard_sim::cli::carrier_sim::run(args.clone()).await?)
+        }
+        Command::Call(args) => return Ok(switchboard_sim::cli::call::run(args.clone()).await?),
+        _ => {}
+    }
     let settings = config::resolve(&cli.common, serve_args)?;
-    init_logging(&settings.log_format);
+    // The demo prints its own live summary: only warnings in the log unless asked.
+    let default_log = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info,sqlx=warn"
+    };
+    init_logging(&settings.log_format, default_log);
     match cli.command {
         Command::Serve(_) => serve(settings).await,
         Command::Migrate => {
@@ -180,6 +207,9 @@ async fn main() -> Result<()> {
             Ok(())
         }
         Command::Rtp { .. } | Command::Amd { .. } => Ok(()),
+        Command::Simulate(_) => Ok(()),
+        Command::Demo(args) => demo::run(settings, args, cli.common.data_dir.is_some()).await,
+        Command::CarrierSim(_) | Command::Call(_) => Ok(()),
         Command::Openapi => {
             println!(
                 "{}",
@@ -321,9 +351,15 @@ fn amd(command: &AmdCommand) -> Result<()> {
     }
 }
 
-async fn serve(settings: Settings) -> Result<()> {
-    let store = open_store(&settings).await?;
-    let secret = config::jwt_secret(&settings)?;
+/// The HTTP surface: the API (with the engine's metrics when one runs), the WebSocket hub
+/// and the pages, sharing one event bus.
+fn http_app(
+    settings: &Settings,
+    store: Store,
+    events: switchboard_engine::events::EventBus,
+    dialer: Option<switchboard_engine::runner::Dialer>,
+) -> Result<(axum::Router, AppState)> {
+    let secret = config::jwt_secret(settings)?;
     let mut api = ApiConfig::new(secret, settings.data_dir.join("spool"));
     api.token_ttl = Duration::from_secs(settings.token_ttl_hours * 3600);
     api.rate_limit_per_user = settings.rate_limit_per_user;
@@ -334,7 +370,6 @@ async fn serve(settings: Settings) -> Result<()> {
     api.default_country = settings.default_country.clone();
     api.allow_signup = settings.allow_signup;
     api.recording_max_bytes = settings.recording_max_bytes;
-    let events = switchboard_engine::events::EventBus::default();
     let recordings = switchboard_recordings::RecordingStore::new(&settings.recordings)
         .context("opening recording storage")?;
     let api_state = AppState::new(store.clone(), api)
@@ -351,13 +386,30 @@ async fn serve(settings: Settings) -> Result<()> {
             })
     });
     let ws_state = switchboard_ws::WsState::new(
-        store.clone(),
+        store,
         events,
         verify,
         switchboard_ws::WsConfig::default(),
     );
+    let ws_stats = ws_state.stats.clone();
+    let api_state = api_state.with_extra_metrics(std::sync::Arc::new(move || {
+        let mut text = ws_stats.render();
+        if let Some(d) = &dialer {
+            text.push_str(&d.render_metrics());
+        }
+        text
+    }));
     let metrics = switchboard_ws::spawn_metrics(ws_state.clone(), Duration::from_secs(10));
-    let app = switchboard_api::router(api_state).merge(switchboard_ws::router(ws_state));
+    // Detached: the metrics task lives as long as the process.
+    drop(metrics);
+    let app = switchboard_api::router(api_state.clone()).merge(switchboard_ws::router(ws_state));
+    Ok((app, api_state))
+}
+
+async fn serve(settings: Settings) -> Result<()> {
+    let store = open_store(&settings).await?;
+    let events = switchboard_engine::events::EventBus::default();
+    let (app, _state) = http_app(&settings, store.clone(), events, None)?;
     let listener = tokio::net::TcpListener::bind(&settings.http)
         .await
         .with_context(|| format!("binding HTTP on {}", settings.http))?;
@@ -375,7 +427,6 @@ async fn serve(settings: Settings) -> Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving HTTP")?;
-    metrics.abort();
     tracing::info!("shutting down: closing the database");
     store.close().await;
     Ok(())

@@ -277,6 +277,22 @@ impl Store {
         Ok(())
     }
 
+    /// Pending leads of a campaign whose numbers joined the DNC list: marked `dnc` (they will
+    /// never be dialled; the hopper skips them).
+    pub async fn sweep_dnc_leads(&self, tenant_id: &str, campaign_id: &str) -> Result<u64> {
+        Ok(on_pool!(self, p => sqlx::query(
+            "UPDATE leads SET status = 'dnc', do_not_call = TRUE, last_disposition = COALESCE(last_disposition, 'dnc'), updated_at = $1 \
+             WHERE tenant_id = $2 AND campaign_id = $3 AND status = 'pending' \
+             AND (do_not_call = TRUE OR EXISTS (SELECT 1 FROM dnc_numbers d WHERE d.tenant_id = leads.tenant_id AND d.phone = leads.phone_normalized))",
+        )
+        .bind(store_now())
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+
     /// Leads of a campaign still to be tried (pending, including future retries) or in progress.
     pub async fn leads_left(&self, tenant_id: &str, campaign_id: &str) -> Result<i64> {
         Ok(on_pool!(self, p => sqlx::query_scalar::<_, i64>(

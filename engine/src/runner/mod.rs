@@ -198,7 +198,18 @@ pub struct DialerStats {
     bridge_us: Mutex<Vec<u64>>,
     /// MOS of finished calls (bounded sample of the last 10,000).
     mos: Mutex<Vec<f64>>,
+    mos_buckets: [AtomicU64; MOS_BUCKETS.len()],
+    mos_sum_milli: AtomicU64,
+    mos_count: AtomicU64,
+    bridge_buckets: [AtomicU64; BRIDGE_BUCKETS.len()],
+    bridge_sum_us: AtomicU64,
+    bridge_count: AtomicU64,
 }
+
+/// Upper bounds of the MOS histogram.
+const MOS_BUCKETS: [f64; 7] = [1.0, 2.0, 3.0, 3.5, 4.0, 4.3, 5.0];
+/// Upper bounds (seconds) of the verdict → bridge histogram.
+const BRIDGE_BUCKETS: [f64; 7] = [0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0];
 
 impl DialerStats {
     fn count_disposition(&self, d: Disposition) {
@@ -211,6 +222,15 @@ impl DialerStats {
     }
 
     fn bridge_latency(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (i, b) in BRIDGE_BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                self.bridge_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.bridge_sum_us
+            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
+        self.bridge_count.fetch_add(1, Ordering::Relaxed);
         let mut v = self.bridge_us.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() < 100_000 {
             v.push(d.as_micros() as u64);
@@ -218,6 +238,14 @@ impl DialerStats {
     }
 
     fn mos_sample(&self, m: f64) {
+        for (i, b) in MOS_BUCKETS.iter().enumerate() {
+            if m <= *b {
+                self.mos_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.mos_sum_milli
+            .fetch_add((m * 1000.0) as u64, Ordering::Relaxed);
+        self.mos_count.fetch_add(1, Ordering::Relaxed);
         let mut v = self.mos.lock().unwrap_or_else(|e| e.into_inner());
         if v.len() >= 10_000 {
             v.remove(0);
@@ -403,6 +431,222 @@ impl Dialer {
             .unwrap_or_else(|e| e.into_inner())
             .rate(Utc::now());
         Some(rate)
+    }
+
+    /// Prometheus text: engine calls, dispositions, RTP packets, MOS and bridge-latency
+    /// histograms, abandon rate per campaign, agents by state, write-behind queue.
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let inner = &self.inner;
+        let st = &inner.stats;
+        let mut o = String::new();
+        let head = |o: &mut String, name: &str, kind: &str, help: &str| {
+            let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        };
+        head(
+            &mut o,
+            "switchboard_engine_calls_started_total",
+            "counter",
+            "Dial attempts started (rate() gives calls per second).",
+        );
+        let _ = writeln!(
+            o,
+            "switchboard_engine_calls_started_total {}",
+            st.calls_started.load(Ordering::Relaxed)
+        );
+        head(
+            &mut o,
+            "switchboard_engine_calls_active",
+            "gauge",
+            "Engine calls not finished.",
+        );
+        let _ = writeln!(o, "switchboard_engine_calls_active {}", self.active_calls());
+        head(
+            &mut o,
+            "switchboard_engine_calls_ended_total",
+            "counter",
+            "Finished calls by disposition.",
+        );
+        let mut d: Vec<_> = st.dispositions().into_iter().collect();
+        d.sort();
+        for (k, v) in d {
+            let _ = writeln!(
+                o,
+                "switchboard_engine_calls_ended_total{{disposition=\"{k}\"}} {v}"
+            );
+        }
+        head(
+            &mut o,
+            "switchboard_amd_results_total",
+            "counter",
+            "AMD verdicts by class.",
+        );
+        for (k, v) in [
+            ("human", &st.human),
+            ("machine", &st.machine),
+            ("unknown", &st.unknown),
+        ] {
+            let _ = writeln!(
+                o,
+                "switchboard_amd_results_total{{class=\"{k}\"}} {}",
+                v.load(Ordering::Relaxed)
+            );
+        }
+        let loops = inner.media.loop_stats();
+        let (rx, tx, late): (u64, u64, u64) = loops.iter().fold((0, 0, 0), |a, l| {
+            (
+                a.0 + l.packets_received,
+                a.1 + l.packets_sent,
+                a.2 + l.late_ticks,
+            )
+        });
+        head(
+            &mut o,
+            "switchboard_rtp_packets_received_total",
+            "counter",
+            "RTP/RTCP datagrams received by the media loops (rate() gives packets per second).",
+        );
+        let _ = writeln!(o, "switchboard_rtp_packets_received_total {rx}");
+        head(
+            &mut o,
+            "switchboard_rtp_packets_sent_total",
+            "counter",
+            "RTP packets sent by the media loops.",
+        );
+        let _ = writeln!(o, "switchboard_rtp_packets_sent_total {tx}");
+        head(
+            &mut o,
+            "switchboard_media_late_ticks_total",
+            "counter",
+            "20 ms pacing ticks that ran late or were skipped.",
+        );
+        let _ = writeln!(o, "switchboard_media_late_ticks_total {late}");
+        head(
+            &mut o,
+            "switchboard_call_mos",
+            "histogram",
+            "MOS of finished calls (E-model).",
+        );
+        for (i, b) in MOS_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "switchboard_call_mos_bucket{{le=\"{b}\"}} {}",
+                st.mos_buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let n = st.mos_count.load(Ordering::Relaxed);
+        let _ = writeln!(o, "switchboard_call_mos_bucket{{le=\"+Inf\"}} {n}");
+        let _ = writeln!(
+            o,
+            "switchboard_call_mos_sum {}",
+            st.mos_sum_milli.load(Ordering::Relaxed) as f64 / 1000.0
+        );
+        let _ = writeln!(o, "switchboard_call_mos_count {n}");
+        head(
+            &mut o,
+            "switchboard_bridge_latency_seconds",
+            "histogram",
+            "Time from a human verdict to the audio bridged with an agent.",
+        );
+        for (i, b) in BRIDGE_BUCKETS.iter().enumerate() {
+            let _ = writeln!(
+                o,
+                "switchboard_bridge_latency_seconds_bucket{{le=\"{b}\"}} {}",
+                st.bridge_buckets[i].load(Ordering::Relaxed)
+            );
+        }
+        let n = st.bridge_count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            o,
+            "switchboard_bridge_latency_seconds_bucket{{le=\"+Inf\"}} {n}"
+        );
+        let _ = writeln!(
+            o,
+            "switchboard_bridge_latency_seconds_sum {}",
+            st.bridge_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+        );
+        let _ = writeln!(o, "switchboard_bridge_latency_seconds_count {n}");
+        head(&mut o, "switchboard_campaign_abandon_rate", "gauge", "Rolling abandon rate of each running campaign (live answers not connected within 2 s).");
+        let rates: Vec<(String, f64)> = {
+            let runs = inner.campaigns.lock().unwrap_or_else(|e| e.into_inner());
+            runs.values()
+                .map(|r| {
+                    (
+                        r.ctx.id.clone(),
+                        r.ctx
+                            .abandon
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .rate(Utc::now()),
+                    )
+                })
+                .collect()
+        };
+        for (id, r) in rates {
+            let _ = writeln!(
+                o,
+                "switchboard_campaign_abandon_rate{{campaign=\"{id}\"}} {r}"
+            );
+        }
+        head(
+            &mut o,
+            "switchboard_agents",
+            "gauge",
+            "Agents known to the engine by state.",
+        );
+        let mut by: HashMap<&'static str, u64> = HashMap::new();
+        for s in inner.agents.lock().slots.values() {
+            *by.entry(s.state.as_str()).or_default() += 1;
+        }
+        for state in [
+            "offline",
+            "connecting",
+            "available",
+            "busy",
+            "wrap-up",
+            "break",
+        ] {
+            let _ = writeln!(
+                o,
+                "switchboard_agents{{state=\"{state}\"}} {}",
+                by.get(state).copied().unwrap_or(0)
+            );
+        }
+        let w = &inner.writer.stats;
+        head(
+            &mut o,
+            "switchboard_writebehind_depth",
+            "gauge",
+            "Engine writes queued, not yet committed.",
+        );
+        let _ = writeln!(
+            o,
+            "switchboard_writebehind_depth {}",
+            w.depth.load(Ordering::Relaxed)
+        );
+        head(
+            &mut o,
+            "switchboard_writebehind_committed_total",
+            "counter",
+            "Engine writes committed.",
+        );
+        let _ = writeln!(
+            o,
+            "switchboard_writebehind_committed_total {}",
+            w.committed.load(Ordering::Relaxed)
+        );
+        head(
+            &mut o,
+            "switchboard_writebehind_failures_total",
+            "counter",
+            "Write-behind batches that failed (and were retried).",
+        );
+        let _ = writeln!(
+            o,
+            "switchboard_writebehind_failures_total {}",
+            w.failures.load(Ordering::Relaxed)
+        );
+        o
     }
 
     /// Calls in progress.
@@ -646,6 +890,7 @@ async fn maybe_complete(inner: &Inner, ctx: &CampaignCtx) {
     if ctx.active.load(Ordering::SeqCst) > 0 {
         return;
     }
+    let _ = inner.store.sweep_dnc_leads(&ctx.tenant_id, &ctx.id).await;
     if let Ok(0) = inner.store.leads_left(&ctx.tenant_id, &ctx.id).await {
         if inner
             .store
