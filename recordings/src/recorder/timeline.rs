@@ -212,15 +212,26 @@ impl Timeline {
         }
         let n = n as usize;
         let [l, r] = &self.window;
-        let at = |w: &Vec<i16>, i: usize| w.get(i).copied().unwrap_or(0);
-        out.reserve(n * if mono { 2 } else { 4 });
-        for i in 0..n {
-            let (a, b) = (at(l, i), at(r, i));
-            if mono {
-                out.extend_from_slice(&a.saturating_add(b).to_le_bytes());
-            } else {
-                out.extend_from_slice(&a.to_le_bytes());
-                out.extend_from_slice(&b.to_le_bytes());
+        // Each channel's samples then silence, n of them.
+        let start = out.len();
+        if mono {
+            out.resize(start + 2 * n, 0);
+            for ((d, a), b) in out[start..]
+                .chunks_exact_mut(2)
+                .zip(padded(l, n))
+                .zip(padded(r, n))
+            {
+                d.copy_from_slice(&a.saturating_add(b).to_le_bytes());
+            }
+        } else {
+            out.resize(start + 4 * n, 0);
+            for ((d, a), b) in out[start..]
+                .chunks_exact_mut(4)
+                .zip(padded(l, n))
+                .zip(padded(r, n))
+            {
+                d[..2].copy_from_slice(&a.to_le_bytes());
+                d[2..].copy_from_slice(&b.to_le_bytes());
             }
         }
         for w in &mut self.window {
@@ -229,6 +240,11 @@ impl Timeline {
         self.written += n as u64;
         n as u64
     }
+}
+
+/// `w`'s first `n` samples, silence past its end.
+fn padded(w: &[i16], n: usize) -> impl Iterator<Item = i16> + '_ {
+    w.iter().copied().chain(core::iter::repeat(0)).take(n)
 }
 
 /// Calls `f(input_offset, output_position, len)` for each part of `[pos, pos + n)` that is
