@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::dialog::AuthCredentials;
 use crate::error::{Error, Result};
 use crate::inbound::{InboundEnd, InboundEvent};
+use crate::message::{Request, Response};
 use crate::outcome::EndCause;
 use crate::registration::{RegistrationEvent, RegistrationStatus};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
@@ -110,6 +111,12 @@ impl CallConfig {
     }
 }
 
+/// Answers out-of-dialog requests before the endpoint does: a registrar's REGISTER, or an
+/// INVITE to challenge. Called on the endpoint task with the request and its source; a `Some`
+/// response is sent as is (statelessly), `None` lets the endpoint go on as usual. ACKs are
+/// never offered. It runs on the endpoint task, so it must be quick and must not block.
+pub type RequestHandler = Arc<dyn Fn(&Request, SocketAddr) -> Option<Response> + Send + Sync>;
+
 /// What a call handle streams.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallEvent {
@@ -185,6 +192,9 @@ pub(crate) enum Command {
     },
     Shutdown {
         done: oneshot::Sender<()>,
+    },
+    SetRequestHandler {
+        handler: Option<RequestHandler>,
     },
 }
 
@@ -317,6 +327,12 @@ impl Endpoint {
             events,
             commands: self.commands.clone(),
         })
+    }
+
+    /// Installs (or with `None` removes) the [`RequestHandler`] offered each out-of-dialog
+    /// request before the endpoint's own handling. Requests already received are not offered.
+    pub fn set_request_handler(&self, handler: Option<RequestHandler>) -> Result<()> {
+        self.send(Command::SetRequestHandler { handler })
     }
 
     /// The next inbound INVITE (`None` once the task stopped).

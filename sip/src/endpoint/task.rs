@@ -11,7 +11,10 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ids::RandomIds;
-use super::{CallEvent, Command, EndpointConfig, EndpointStats, Id, IncomingCall, TrunkConfig};
+use super::{
+    CallEvent, Command, EndpointConfig, EndpointStats, Id, IncomingCall, RequestHandler,
+    TrunkConfig,
+};
 use crate::dialog::{self, AuthCredentials, Dialog, DialogEvent};
 use crate::headers::HeaderName;
 use crate::inbound::{InboundCall, InboundConfig, InboundEvent};
@@ -75,6 +78,7 @@ pub(super) struct Task {
     by_remote: HashMap<(String, String), Id>,
     deadlines: BinaryHeap<Reverse<(Instant, Id)>>,
     shutdown: Option<(Instant, oneshot::Sender<()>)>,
+    request_handler: Option<RequestHandler>,
 }
 
 impl Task {
@@ -109,6 +113,7 @@ impl Task {
             by_remote: HashMap::new(),
             deadlines: BinaryHeap::new(),
             shutdown: None,
+            request_handler: None,
         }
     }
 
@@ -277,6 +282,11 @@ impl Task {
             }
             return self.service(id, now);
         }
+        if req.method != Method::Ack {
+            if let Some(resp) = self.request_handler.as_ref().and_then(|h| h(&req, source)) {
+                return self.send(&Message::Response(resp), source, transport);
+            }
+        }
         match (&req.method, &to_tag) {
             (Method::Ack, _) => {
                 self.stats.unmatched_dropped.fetch_add(1, Ordering::Relaxed);
@@ -434,6 +444,7 @@ impl Task {
             Command::Reject { id, status, reason } => {
                 self.with_inbound(now, id, |call| call.reject(now, status, &reason))
             }
+            Command::SetRequestHandler { handler } => self.request_handler = handler,
             Command::Shutdown { done } => {
                 let ids: Vec<Id> = self.entries.keys().copied().collect();
                 for id in ids {

@@ -1,0 +1,40 @@
+//! switchboard-sim: the far ends of Switchboard's calls, simulated on loopback.
+//!
+//! - [`Carrier`]: a carrier simulator, a SIP UAS that answers each INVITE by a [`Plan`] keyed
+//!   on the dialled number: a human ("Hello?", then talk), an answering machine (a long
+//!   greeting and a beep), busy, no answer, unavailable, any rejection, or any of these after
+//!   ringing. It can demand digest REGISTER (and INVITE), and impair its RTP with loss and
+//!   jitter. Its audio is synthetic speech made in code (see [`audio`]), classified correctly
+//!   by the answering-machine detector; WAV files may replace it.
+//! - [`AgentPhones`]: auto-answering agent phones that talk, count the audio they receive, and
+//!   hang up on demand.
+//! - [`cli`]: `switchboard carrier-sim` and `switchboard call` (the test dialer and load
+//!   driver).
+//!
+//! Every call records a [`SimCall`]: what was dialled, what the simulator did, who ended it,
+//! and how much audio (and how loud) arrived from the caller, so tests can tell real audio
+//! flowed.
+
+mod agents;
+pub mod audio;
+mod book;
+mod carrier;
+pub mod cli;
+mod error;
+mod plan;
+mod record;
+mod registrar;
+pub mod relay;
+pub mod rng;
+pub mod script;
+mod uas;
+pub mod wavout;
+
+pub use agents::{AgentConfig, AgentPhones};
+pub use audio::{AudioFiles, Voices};
+pub use book::{CarrierStats, EndedBy, SimCall};
+pub use carrier::{Carrier, CarrierConfig, Impairment};
+pub use error::{Error, Result};
+pub use plan::{Behavior, Plan};
+pub use script::Heard;
+pub use uas::{reason_phrase, user_part};
