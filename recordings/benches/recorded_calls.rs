@@ -6,6 +6,9 @@
 //! recording-writer thread into a temporary directory. The traffic generator is the same
 //! process, so the CPU figures cover sending and receiving.
 //!
+//! `cpu us/pkt` is the process's CPU time per received packet (send + receive + statistics +
+//! recording), `writer us` the part of it spent in the recording-writer thread.
+//!
 //! For each N: 1.5 s warm-up, a 4 s window, then every recording is stopped and every
 //! stream's statistics read. N is carried **strictly** when, in the window, no pacing tick
 //! started more than 10 ms late (or was skipped), and over the whole run no packet was lost
@@ -31,21 +34,24 @@ const WARMUP: Duration = Duration::from_millis(1500);
 const WINDOW: Duration = Duration::from_secs(4);
 const BUDGET: Duration = Duration::from_secs(240);
 
-/// CPU time of the whole process (sum of its threads' run time from schedstat, in ns).
-fn cpu_time() -> Duration {
-    let mut total = 0u64;
+/// CPU time of the whole process and of its recording-writer threads (sum of the threads'
+/// run time from schedstat).
+fn cpu_time() -> (Duration, Duration) {
+    let (mut total, mut writer) = (0u64, 0u64);
     if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
         for task in dir.flatten() {
-            if let Ok(s) = std::fs::read_to_string(task.path().join("schedstat")) {
-                total += s
-                    .split_whitespace()
-                    .next()
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+            let ns = std::fs::read_to_string(task.path().join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            total += ns;
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.trim() == "sb-recorder" {
+                writer += ns;
             }
         }
     }
-    Duration::from_nanos(total)
+    (Duration::from_nanos(total), Duration::from_nanos(writer))
 }
 
 fn sum(stats: &[LoopStats]) -> LoopStats {
@@ -65,6 +71,7 @@ struct Row {
     calls: usize,
     rx_pps: f64,
     cpu_us_per_packet: f64,
+    writer_us_per_packet: f64,
     cores: f64,
     late_ticks: u64,
     late_pct: f64,
@@ -134,12 +141,18 @@ async fn run(n: usize, clip: &Arc<Clip>) -> Result<Row, String> {
 
     let wall = (t1 - t0).as_secs_f64();
     let received = (s1.packets_received - s0.packets_received) as f64;
-    let cpu = (c1 - c0).as_secs_f64();
+    let cpu = (c1.0 - c0.0).as_secs_f64();
+    let writer_cpu = (c1.1 - c0.1).as_secs_f64();
     Ok(Row {
         calls: n,
         rx_pps: received / wall,
         cpu_us_per_packet: if received > 0.0 {
             cpu * 1e6 / received
+        } else {
+            0.0
+        },
+        writer_us_per_packet: if received > 0.0 {
+            writer_cpu * 1e6 / received
         } else {
             0.0
         },
@@ -175,11 +188,12 @@ fn main() {
          {cores} cores, window {WINDOW:?}"
     );
     println!(
-        "{:>6} {:>10} {:>10} {:>12} {:>6} {:>10} {:>9} {:>6} {:>9} {:>10} {:>9} {:>7}",
+        "{:>6} {:>10} {:>10} {:>12} {:>9} {:>6} {:>10} {:>9} {:>6} {:>9} {:>10} {:>9} {:>7}",
         "calls",
         "rx pkt/s",
         "expected",
         "cpu us/pkt",
+        "writer us",
         "cores",
         "late %",
         "max late",
@@ -214,11 +228,12 @@ fn main() {
             && (row.lost + row.rec_dropped) as f64 / packets < 0.001
             && row.rec_late_samples as f64 / (packets * 160.0) < 0.001;
         println!(
-            "{:>6} {:>10.0} {:>10.0} {:>12.2} {:>6.2} {:>10.2} {:>7.1}ms {:>6} {:>9} {:>10} {:>9.2} {:>7}",
+            "{:>6} {:>10.0} {:>10.0} {:>12.2} {:>9.2} {:>6.2} {:>10.2} {:>7.1}ms {:>6} {:>9} {:>10} {:>9.2} {:>7}",
             row.calls,
             row.rx_pps,
             row.calls as f64 * 100.0,
             row.cpu_us_per_packet,
+            row.writer_us_per_packet,
             row.cores,
             row.late_pct,
             row.max_late_ms,

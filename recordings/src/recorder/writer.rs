@@ -3,7 +3,9 @@
 use core::sync::atomic::{AtomicU64, Ordering};
 use core::time::Duration;
 use std::fs::{File, OpenOptions};
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
+#[cfg(not(unix))]
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
@@ -141,10 +143,7 @@ impl Active {
         if bytes.is_empty() {
             return;
         }
-        let r = self
-            .file
-            .seek(SeekFrom::Start(HEADER_LEN + self.data_bytes))
-            .and_then(|_| self.file.write_all(bytes));
+        let r = write_at(&mut self.file, HEADER_LEN + self.data_bytes, bytes);
         match r {
             Ok(()) => self.data_bytes += bytes.len() as u64,
             Err(e) => self.error = Some(e),
@@ -157,17 +156,13 @@ impl Active {
             return;
         }
         let h = header(self.channels, SAMPLE_RATE, self.data_bytes as u32);
-        let r = self
-            .file
-            .seek(SeekFrom::Start(0))
-            .and_then(|_| self.file.write_all(&h))
-            .and_then(|()| {
-                if self.options.sync {
-                    self.file.sync_data()
-                } else {
-                    Ok(())
-                }
-            });
+        let r = write_at(&mut self.file, 0, &h).and_then(|()| {
+            if self.options.sync {
+                self.file.sync_data()
+            } else {
+                Ok(())
+            }
+        });
         match r {
             Ok(()) => self.stated = self.data_bytes,
             Err(e) => self.error = Some(e),
@@ -225,6 +220,20 @@ impl Active {
             dropped_packets: dropped,
             reanchors,
         })
+    }
+}
+
+/// Writes `bytes` at `offset` (one `pwrite` on unix).
+fn write_at(file: &mut File, offset: u64, bytes: &[u8]) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(bytes, offset)
+    }
+    #[cfg(not(unix))]
+    {
+        file.seek(SeekFrom::Start(offset))?;
+        file.write_all(bytes)
     }
 }
 
