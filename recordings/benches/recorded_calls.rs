@@ -18,15 +18,20 @@
 //! under 1 % and losses and recorder drops under 0.1 %. The run stops at the first N not
 //! carried loosely.
 //!
-//! `cargo bench -p switchboard-recordings --bench recorded_calls` (optional argument: a
-//! comma-separated list of N values).
+//! With `--relay` a call is the dialer's real shape instead: lead phone ⇄ lead leg ⇄ bridge ⇄
+//! agent leg ⇄ agent phone (four streams; the legs receive, run statistics, record and relay
+//! to the other phone with their own SSRC/sequence/timestamp), 200 packets received per call
+//! per second.
+//!
+//! `cargo bench -p switchboard-recordings --bench recorded_calls [-- [--relay] N,N,...]`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use switchboard_media::g711::Law;
 use switchboard_media::runtime::{
-    Clip, LoopStats, LoopingClip, MediaRuntime, RuntimeConfig, StreamConfig,
+    Clip, FrameSource, LoopStats, LoopingClip, MediaRuntime, NullSink, RuntimeConfig, StreamConfig,
+    StreamHandle,
 };
 use switchboard_recordings::{Channel, RecorderOptions, RecordingWriter};
 
@@ -82,7 +87,7 @@ struct Row {
     recorded_s: f64,
 }
 
-async fn run(n: usize, clip: &Arc<Clip>) -> Result<Row, String> {
+async fn run(n: usize, relay: bool, clip: &Arc<Clip>) -> Result<Row, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let rt = MediaRuntime::start(RuntimeConfig {
         bind_ip: "127.0.0.1".parse().map_err(|e| format!("{e}"))?,
@@ -98,23 +103,56 @@ async fn run(n: usize, clip: &Arc<Clip>) -> Result<Row, String> {
                 RecorderOptions::default(),
             )
             .map_err(|e| e.to_string())?;
-        let stream = |remote, channel| StreamConfig {
-            remote,
-            source: Some(Box::new(LoopingClip::new(clip.clone()))),
-            sink: Some(Box::new(rec.channel_sink(channel))),
-            ..StreamConfig::new(Law::Mu)
+        let open = |c: StreamConfig| rt.open_stream(c).map_err(|e| format!("open: {e}"));
+        let remote = |s: &StreamHandle, to: &StreamHandle| {
+            s.set_remote(to.local_addr())
+                .map_err(|e| format!("remote: {e}"))
         };
-        // `agent` receives the agent phone's audio (right), `lead` the lead's (left).
-        let agent = rt
-            .open_stream(stream(None, Channel::Right))
-            .map_err(|e| format!("open: {e}"))?;
-        let lead = rt
-            .open_stream(stream(Some(agent.local_addr()), Channel::Left))
-            .map_err(|e| format!("open: {e}"))?;
-        agent
-            .set_remote(lead.local_addr())
-            .map_err(|e| format!("remote: {e}"))?;
-        calls.push((rec, lead, agent));
+        let source =
+            || -> Option<Box<dyn FrameSource>> { Some(Box::new(LoopingClip::new(clip.clone()))) };
+        let streams = if relay {
+            // Lead phone ⇄ lead leg ⇄ (bridge) ⇄ agent leg ⇄ agent phone.
+            let lead_leg = open(StreamConfig {
+                sink: Some(Box::new(rec.channel_sink(Channel::Left))),
+                ..StreamConfig::new(Law::Mu)
+            })?;
+            let agent_leg = open(StreamConfig {
+                sink: Some(Box::new(rec.channel_sink(Channel::Right))),
+                colocate_with: Some(lead_leg.id()),
+                ..StreamConfig::new(Law::Mu)
+            })?;
+            let phone = |leg: &StreamHandle| {
+                open(StreamConfig {
+                    remote: Some(leg.local_addr()),
+                    source: source(),
+                    sink: Some(Box::new(NullSink)),
+                    ..StreamConfig::new(Law::Mu)
+                })
+            };
+            let (lead_phone, agent_phone) = (phone(&lead_leg)?, phone(&agent_leg)?);
+            remote(&lead_leg, &lead_phone)?;
+            remote(&agent_leg, &agent_phone)?;
+            rt.bridge(&lead_leg, &agent_leg)
+                .await
+                .map_err(|e| format!("bridge: {e}"))?;
+            vec![lead_leg, agent_leg, lead_phone, agent_phone]
+        } else {
+            // `agent` receives the agent side's audio (right), `lead` the lead's (left).
+            let agent = open(StreamConfig {
+                source: source(),
+                sink: Some(Box::new(rec.channel_sink(Channel::Right))),
+                ..StreamConfig::new(Law::Mu)
+            })?;
+            let lead = open(StreamConfig {
+                remote: Some(agent.local_addr()),
+                source: source(),
+                sink: Some(Box::new(rec.channel_sink(Channel::Left))),
+                ..StreamConfig::new(Law::Mu)
+            })?;
+            remote(&agent, &lead)?;
+            vec![lead, agent]
+        };
+        calls.push((rec, streams));
     }
     tokio::time::sleep(WARMUP).await;
     let (s0, c0, t0) = (sum(&rt.loop_stats()), cpu_time(), Instant::now());
@@ -125,8 +163,8 @@ async fn run(n: usize, clip: &Arc<Clip>) -> Result<Row, String> {
     let mut rec_dropped = 0;
     let mut rec_late_samples = 0;
     let mut recorded = Duration::ZERO;
-    for (rec, lead, agent) in calls {
-        for s in [&lead, &agent] {
+    for (rec, streams) in calls {
+        for s in &streams {
             if let Some(r) = s.stats().await {
                 lost += r.stats.lost.max(0) as u64;
             }
@@ -135,7 +173,7 @@ async fn run(n: usize, clip: &Arc<Clip>) -> Result<Row, String> {
         rec_dropped += info.dropped_packets;
         rec_late_samples += info.late_samples;
         recorded += info.duration;
-        drop((lead, agent));
+        drop(streams);
     }
     rt.shutdown();
 
@@ -174,6 +212,9 @@ fn main() {
         .find(|a| !a.starts_with('-'))
         .map(|a| a.split(',').filter_map(|v| v.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![250, 500, 750, 1000, 1250, 1500]);
+    let relay = std::env::args().any(|a| a == "--relay");
+    // Packets received per call per second.
+    let per_call = if relay { 200.0 } else { 100.0 };
     let pcm: Vec<i16> = (0..8000)
         .map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / 8000.0).sin() * 8000.0) as i16)
         .collect();
@@ -183,9 +224,14 @@ fn main() {
         .enable_time()
         .build()
         .expect("tokio runtime");
+    let shape = if relay {
+        "4 streams each: phones and bridged legs, legs relay and record"
+    } else {
+        "2 streams each, 50 pps each way"
+    };
     println!(
-        "recorded_calls: N calls (2 streams each, 50 pps each way) on 127.0.0.1, all recorded, \
-         {cores} cores, window {WINDOW:?}"
+        "recorded_calls: N calls ({shape}) on 127.0.0.1, all recorded, {cores} cores, window \
+         {WINDOW:?}"
     );
     println!(
         "{:>6} {:>10} {:>10} {:>12} {:>9} {:>6} {:>10} {:>9} {:>6} {:>9} {:>10} {:>9} {:>7}",
@@ -211,7 +257,7 @@ fn main() {
             println!("(time budget reached; stopping before N = {n})");
             break;
         }
-        let row = match tokio.block_on(run(n, &clip)) {
+        let row = match tokio.block_on(run(n, relay, &clip)) {
             Ok(r) => r,
             Err(e) => {
                 println!("{n:>6} failed: {e}");
@@ -223,7 +269,7 @@ fn main() {
             && row.rec_dropped == 0
             && row.rec_late_samples == 0;
         // Packets over the whole run (warm-up, window, stop), both directions.
-        let packets = row.calls as f64 * 100.0 * (WARMUP + WINDOW).as_secs_f64();
+        let packets = row.calls as f64 * per_call * (WARMUP + WINDOW).as_secs_f64();
         let loose_ok = row.late_pct < 1.0
             && (row.lost + row.rec_dropped) as f64 / packets < 0.001
             && row.rec_late_samples as f64 / (packets * 160.0) < 0.001;
@@ -231,7 +277,7 @@ fn main() {
             "{:>6} {:>10.0} {:>10.0} {:>12.2} {:>9.2} {:>6.2} {:>10.2} {:>7.1}ms {:>6} {:>9} {:>10} {:>9.2} {:>7}",
             row.calls,
             row.rx_pps,
-            row.calls as f64 * 100.0,
+            row.calls as f64 * per_call,
             row.cpu_us_per_packet,
             row.writer_us_per_packet,
             row.cores,
