@@ -26,7 +26,7 @@
 //!   arrival; drift beyond ±60 ms is corrected. The channels never drift apart.
 //! - **Off the media loop**: a [`ChannelSink`] runs on the media loop and only copies each
 //!   packet's samples into a lock-free ring of atomics (no lock, allocation or channel hop per
-//!   packet). One writer thread ([`RecordingWriter`]) serves many recordings: every 100 ms it
+//!   packet). One writer thread ([`RecordingWriter`]) serves many recordings: every 50 ms it
 //!   drains the rings into each recording's window, writes the audio that is settled (older
 //!   than 200 ms, so reordered frames still find their place) every 500 ms, and rewrites the
 //!   header every [`RecorderOptions::flush_every`].
