@@ -13,6 +13,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod password;
 pub mod routes;
+pub mod web;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -173,13 +174,14 @@ impl AppState {
     }
 }
 
-/// The whole HTTP surface: `/api/*`, `/api/openapi.json`, `/docs`.
+/// The whole HTTP surface: `/api/*`, `/api/openapi.json`, `/docs`, the pages `/` and `/agent`.
 pub fn router(state: AppState) -> Router {
     let (api, doc) = routes::api_router().split_for_parts();
     let doc = Arc::new(doc);
     let mut app = Router::new()
         .merge(api)
         .merge(openapi::router(doc))
+        .merge(web::router())
         .route("/metrics", axum::routing::get(prometheus))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
