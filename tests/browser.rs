@@ -410,6 +410,13 @@ impl Rig {
     fn run_script(&self, script: &str, email: &str, on_step: impl Fn(&str, &Value) -> Value) {
         let shots = screenshots();
         std::fs::create_dir_all(&shots).unwrap();
+        // Drop the previous run's pictures of this script.
+        let prefix = format!("{}-", script.trim_end_matches(".mjs"));
+        for e in std::fs::read_dir(&shots).unwrap().flatten() {
+            if e.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
         let mut child = Command::new("node")
             .arg(root().join("tests/browser").join(script))
             .current_dir(root())

@@ -255,12 +255,8 @@ function ended(d) {
   const callId = d.callId ?? d.call_id ?? d.id;
   if (!st.call || st.call.id !== callId) return;
   st.call.ended = true;
-  if (!st.call.done) {
-    $('#pop').dataset.state = 'ended';
-    setCallState('ended');
-  } else {
-    setCallState('ended');
-  }
+  if (!st.call.done) $('#pop').dataset.state = 'ended';
+  setCallState('ended');
 }
 
 async function submitDisposition(ev) {

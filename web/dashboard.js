@@ -65,6 +65,7 @@ function logout(message) {
   st.mos = [];
   st.loaded = false;
   $('#app').dataset.loaded = 'false';
+  $('#event-log').replaceChildren();
   showLogin(message);
 }
 
@@ -731,21 +732,21 @@ function drawCharts() {
   charts.mos.set(n.map((k, i) => ({ t: from + i * MINUTE, v: k ? sum[i] / k : null })), from, to, MINUTE);
   const total = calls.reduce((a, b) => a + b, 0);
   const peak = Math.max(...calls);
-  $('#chart-cpm').setAttribute('aria-label', `Calls per minute over the last hour: ${total} calls, peak ${peak} per minute`);
+  $('#chart-cpm').setAttribute('aria-label', `Calls per minute over the last hour: ${total} call${total === 1 ? '' : 's'}, peak ${peak} per minute`);
   const all = st.mos.map((s) => s.v);
   $('#chart-mos').setAttribute('aria-label', all.length
     ? `Average MOS over the last hour: ${(all.reduce((a, b) => a + b, 0) / all.length).toFixed(2)} from ${all.length} samples`
     : 'Average MOS over the last hour: no samples yet');
 }
 
-/** Redraws the charts within a second (events come in bursts). */
+/** Redraws the charts shortly (events come in bursts). */
 let chartSoon = null;
 function chartsSoon() {
   if (!chartSoon) {
     chartSoon = setTimeout(() => {
       chartSoon = null;
       drawCharts();
-    }, 1000);
+    }, 250);
   }
 }
 

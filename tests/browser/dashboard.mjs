@@ -73,6 +73,12 @@ run('dashboard', async ({ page, snap, base }) => {
   await page.waitForFunction(() => document.querySelector('[data-testid="counter-active"]').textContent === '0');
   await page.locator('#event-log li[data-kind="callEnded"]').first().waitFor();
   check(Number(await text(page, 'counter-cpm')) >= 1, 'calls per minute counts the call');
+  // The charts drew the call and its quality.
+  await page.waitForFunction(() => /: 1 call,/.test(document.querySelector('#chart-cpm').getAttribute('aria-label')));
+  if (call.mos) {
+    const want = Number(call.mos).toFixed(2);
+    await page.waitForFunction((w) => document.querySelector('#chart-mos').getAttribute('aria-label').includes(`${w} from`), want);
+  }
   await snap('call-ended');
   check(loads === 1, `the page never reloaded (${loads} loads)`);
 });
