@@ -25,7 +25,7 @@ const st = {
   calls: new Map(), // id → {id, phone, status, start, agentId, campaignId, q, source, touched}
   agents: new Map(), // id → {id, name, status, since, calls}
   campaigns: new Map(), // id → campaign as the API returns it
-  trunks: new Map(), // name → {name, status, detail, since}
+  trunks: new Map(), // trunk id (else name) → {id, name, status, detail, since}
   started: new Map(), // call id → ms it started (calls per minute), last hour only
   outcomes: new Map(), // call id → {t, answered, abandoned}, last hour only
   mos: [], // [{t, v}] quality samples, last hour only
@@ -182,18 +182,29 @@ async function loadTrunks() {
     return;
   }
   note.textContent = '';
+  const seen = new Set();
   for (const t of trunkList(body)) {
-    const name = String(t.name ?? t.trunk ?? t.trunkId ?? t.id ?? t.server ?? t.uri ?? 'trunk');
-    const prev = st.trunks.get(name);
-    const status = trunkStatus(t);
-    st.trunks.set(name, {
-      name,
-      status,
-      detail: String(t.error ?? t.reason ?? t.lastError ?? t.registrar ?? t.server ?? t.uri ?? ''),
-      since: prev && prev.status === status ? prev.since : Date.parse(t.since || t.updatedAt || t.updated_at) || Date.now(),
-    });
+    seen.add(putTrunk(t, trunkStatus(t), Date.parse(t.since || t.updatedAt || t.updated_at) || Date.now()));
   }
+  for (const id of [...st.trunks.keys()]) if (!seen.has(id)) st.trunks.delete(id);
   schedule();
+}
+
+/** A trunk from `/api/sip/status` or a `sip*` event: keyed by its id, shown by its name. */
+function putTrunk(t, status, since) {
+  const id = String(t.trunkId ?? t.trunk_id ?? t.id ?? t.name ?? t.trunk ?? t.server ?? 'trunk');
+  const prev = st.trunks.get(id);
+  const failed = /fail|error/.test(status);
+  const where = [t.server ?? t.registrar, t.transport].filter(Boolean).join(' · ');
+  const expires = t.expires ? `expires ${t.expires} s` : '';
+  st.trunks.set(id, {
+    id,
+    name: String(t.name ?? t.trunk ?? (prev && prev.name) ?? id),
+    status,
+    detail: String((failed && (t.lastError ?? t.reason ?? t.error)) || [where, expires].filter(Boolean).join(', ') || ''),
+    since: prev && prev.status === status ? prev.since : since,
+  });
+  return id;
 }
 
 function trunkList(body) {
@@ -361,15 +372,8 @@ function onAgentStatus(d, at) {
 }
 
 function onSip(kind, d, at) {
-  const name = String(d.trunk ?? d.trunkId ?? d.name ?? d.account ?? d.username ?? d.registrar ?? 'trunk');
-  const status = { sipRegistered: 'registered', sipRegistrationFailed: 'registration-failed', sipUnregistered: 'unregistered' }[kind];
-  const prev = st.trunks.get(name);
-  st.trunks.set(name, {
-    name,
-    status,
-    detail: String(d.reason ?? d.error ?? d.status_code ?? d.registrar ?? (d.expires ? `expires in ${d.expires} s` : '')),
-    since: prev && prev.status === status ? prev.since : at,
-  });
+  const status = { sipRegistered: 'registered', sipRegistrationFailed: 'failed', sipUnregistered: 'unregistered' }[kind];
+  putTrunk(d, status, at);
 }
 
 function onMetrics(d) {
@@ -399,7 +403,7 @@ function summary(kind, d) {
     const a = st.agents.get(d.agentId);
     parts.push(a ? a.name : String(d.agentId || ''), '→', d.status);
   } else if (kind.startsWith('sip')) {
-    parts.push(String(d.trunk ?? d.name ?? d.registrar ?? ''), String(d.reason ?? ''));
+    parts.push(String(d.name ?? d.trunk ?? d.trunkId ?? ''), String(d.server ?? ''), String(d.reason ?? d.lastError ?? ''));
   } else if (kind === 'slowRequest') {
     parts.push(`${d.method || ''} ${d.route || ''} ${Math.round(d.durationMs || 0)} ms`);
   } else if (kind === 'error' || kind === 'missed') {
@@ -675,8 +679,8 @@ async function campaignAction(id, action) {
 
 function renderTrunks() {
   const list = [...st.trunks.values()].sort((a, b) => a.name.localeCompare(b.name));
-  syncRows($('#trunks-body'), list, (t) => t.name,
-    (t) => el('tr', { dataset: { testid: 'trunk-row', trunk: t.name } },
+  syncRows($('#trunks-body'), list, (t) => t.id,
+    (t) => el('tr', { dataset: { testid: 'trunk-row', trunkId: t.id } },
       el('td', { 'data-cell': 'name' }),
       el('td', { 'data-cell': 'status', 'data-testid': 'trunk-status' }),
       el('td', { 'data-cell': 'detail' }),
