@@ -345,6 +345,14 @@ function onCall(kind, d, at) {
     st.outcomes.set(id, o);
   }
   if (kind === 'callQualityUpdate' && q.mos !== null && q.mos !== undefined) st.mos.push({ t: at, v: q.mos });
+  // An agent put through to a call is on it, whether or not a status event says so.
+  const agent = kind === 'agentConnected' && st.agents.get(d.agentId ?? d.agent_id);
+  if (agent && agent.status !== 'busy') {
+    agent.before = agent.status;
+    agent.onCall = id;
+    agent.status = 'busy';
+    agent.since = at;
+  }
 }
 
 function onCallEnded(d, at) {
@@ -358,6 +366,13 @@ function onCallEnded(d, at) {
   const abandoned = isAbandon(d);
   const o = st.outcomes.get(id);
   if (abandoned || (o && o.answered)) st.outcomes.set(id, { t: at, answered: true, abandoned });
+  for (const a of st.agents.values()) {
+    if (a.onCall === id && a.status === 'busy') {
+      a.status = a.before || 'available';
+      a.since = at;
+    }
+    if (a.onCall === id) a.onCall = null;
+  }
 }
 
 function onAgentStatus(d, at) {
@@ -369,6 +384,7 @@ function onAgentStatus(d, at) {
   }
   if (a.status !== d.status) a.since = at;
   a.status = d.status;
+  a.onCall = null;
 }
 
 function onSip(kind, d, at) {
@@ -481,8 +497,11 @@ function renderCounters() {
   set('counter-active', st.calls.size);
   set('counter-ringing', ringing);
   set('counter-connected', connected);
-  const by = { available: 0, busy: 0, break: 0, offline: 0 };
-  for (const a of st.agents.values()) if (a.status in by) by[a.status]++;
+  const by = { available: 0, busy: 0, 'wrap-up': 0, break: 0, offline: 0 };
+  for (const a of st.agents.values()) {
+    const k = a.status === 'connecting' ? 'offline' : a.status === 'reserved' ? 'busy' : a.status;
+    if (k in by) by[k]++;
+  }
   for (const [k, v] of Object.entries(by)) set(`agents-${k}`, v);
   set('counter-cpm', callsPerMinute(now));
   const mos = mosN ? mosSum / mosN : st.server.mos;
@@ -606,7 +625,7 @@ function renderCalls() {
 }
 
 function renderAgents() {
-  const order = { busy: 0, available: 1, break: 2, offline: 3 };
+  const order = { busy: 0, 'wrap-up': 1, available: 2, break: 3, connecting: 4, offline: 5 };
   const agents = [...st.agents.values()].sort((a, b) => (order[a.status] ?? 9) - (order[b.status] ?? 9) || a.name.localeCompare(b.name));
   syncRows($('#agents-body'), agents, (a) => a.id,
     (a) => el('tr', { dataset: { testid: 'agent-row', agentId: a.id } },
