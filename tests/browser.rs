@@ -152,6 +152,18 @@ fn http(
     token: Option<&str>,
     body: Option<(&str, Vec<u8>)>,
 ) -> (u16, Value) {
+    let (status, _, body) = http_raw(addr, method, path, token, body);
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// The status, the lower-cased head and the body.
+fn http_raw(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<(&str, Vec<u8>)>,
+) -> (u16, String, Vec<u8>) {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nAccept: application/json\r\n");
@@ -190,7 +202,7 @@ fn http(
     if head.contains("transfer-encoding: chunked") {
         body = dechunk(&body);
     }
-    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+    (status, head, body)
 }
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
@@ -599,4 +611,36 @@ fn agent_page_pops_the_lead_and_posts_the_disposition() {
         a["agent"]["status"], "available",
         "set from the page over the WebSocket: {a}"
     );
+}
+
+/// No browser needed: the pages come from the binary without a token and under the security
+/// headers (the CSP forbids inline script and style, which the browser tests would report),
+/// while the data behind them needs one.
+#[test]
+fn pages_are_public_and_their_data_is_not() {
+    let server = Server::start("public");
+    for (path, marker) in [
+        ("/", "data-testid=\"dashboard\""),
+        ("/agent", "data-testid=\"screen-pop\""),
+    ] {
+        let (status, head, body) = http_raw(&server.addr, "GET", path, None, None);
+        let body = String::from_utf8_lossy(&body);
+        assert_eq!(status, 200, "{path}: {head}");
+        assert!(head.contains("content-type: text/html"), "{path}: {head}");
+        assert!(
+            head.contains("content-security-policy: default-src 'self'"),
+            "{path}: {head}"
+        );
+        assert!(body.contains(marker), "{path}");
+    }
+    let (status, head, _) = http_raw(&server.addr, "GET", "/web/dashboard.js", None, None);
+    assert_eq!(status, 200, "{head}");
+    assert!(head.contains("content-type: text/javascript"), "{head}");
+    for path in [
+        "/api/calls/metrics/realtime",
+        "/api/agents",
+        "/api/campaigns",
+    ] {
+        assert_eq!(http(&server.addr, "GET", path, None, None).0, 401, "{path}");
+    }
 }
