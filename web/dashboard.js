@@ -29,6 +29,7 @@ const st = {
   started: new Map(), // call id → ms it started (calls per minute), last hour only
   outcomes: new Map(), // call id → {t, answered, abandoned}, last hour only
   mos: [], // [{t, v}] quality samples, last hour only
+  gone: new Map(), // call id → when (local ms) its end was seen, for a minute
   server: { abandon: null, cpm: null, mos: null },
   loaded: false,
 };
@@ -61,7 +62,7 @@ function logout(message) {
   timers.forEach(clearInterval);
   timers = [];
   clearSession();
-  for (const m of [st.calls, st.agents, st.campaigns, st.trunks, st.started, st.outcomes]) m.clear();
+  for (const m of [st.calls, st.agents, st.campaigns, st.trunks, st.started, st.outcomes, st.gone]) m.clear();
   st.mos = [];
   st.loaded = false;
   $('#app').dataset.loaded = 'false';
@@ -121,6 +122,7 @@ async function loadRealtime() {
   const r = await api('GET', '/api/calls/metrics/realtime');
   const fresh = new Map();
   for (const c of r.activeCalls || []) {
+    if (st.gone.has(c.id)) continue; // ended while we asked
     const prev = st.calls.get(c.id);
     fresh.set(c.id, {
       ...(prev || {}),
@@ -360,6 +362,7 @@ function onCallEnded(d, at) {
   if (!id) return;
   const prev = st.calls.get(id);
   st.calls.delete(id);
+  st.gone.set(id, Date.now());
   if (!st.started.has(id)) st.started.set(id, Date.parse(d.startTime || d.start_time) || at);
   const m = quality(d.quality).mos ?? (prev && prev.q && prev.q.mos);
   if (m !== null && m !== undefined) st.mos.push({ t: at, v: m });
@@ -379,12 +382,21 @@ function onAgentStatus(d, at) {
   const id = d.agentId ?? d.agent_id ?? d.id;
   const a = st.agents.get(id);
   if (!a) {
-    loadAgents().catch(() => {});
+    agentsSoon();
     return;
   }
   if (a.status !== d.status) a.since = at;
   a.status = d.status;
   a.onCall = null;
+}
+
+/** Reloads the agents for an unknown agent's event, at most every 5 s. */
+let agentsAt = 0;
+function agentsSoon() {
+  const now = Date.now();
+  if (now - agentsAt < 5000) return;
+  agentsAt = now;
+  loadAgents().catch(() => {});
 }
 
 function onSip(kind, d, at) {
@@ -462,7 +474,8 @@ function prune(now) {
   const cut = now - HOUR;
   for (const [id, t] of st.started) if (t < cut) st.started.delete(id);
   for (const [id, o] of st.outcomes) if (o.t < cut) st.outcomes.delete(id);
-  if (st.mos.length && st.mos[0].t < cut) st.mos = st.mos.filter((s) => s.t >= cut);
+  if (st.mos.some((s) => s.t < cut)) st.mos = st.mos.filter((s) => s.t >= cut);
+  for (const [id, t] of st.gone) if (t < now - MINUTE) st.gone.delete(id);
 }
 
 function callsPerMinute(now) {
@@ -481,7 +494,6 @@ function abandonCap() {
 
 function renderCounters() {
   const now = Date.now();
-  prune(now);
   let ringing = 0;
   let connected = 0;
   let mosSum = 0;
@@ -716,6 +728,7 @@ function renderTrunks() {
 /** Every second: durations, times in state, calls per minute. */
 function tick() {
   const now = Date.now();
+  prune(now);
   for (const tr of $('#calls-body').querySelectorAll('tr[data-key]')) {
     const c = st.calls.get(tr.dataset.key);
     if (c) setText(cell(tr, 'duration'), fmtDuration((now - c.start) / 1000));
