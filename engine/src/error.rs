@@ -34,6 +34,13 @@ pub enum Error {
     /// An uploaded file could not be read.
     #[error("i/o error: {0}")]
     Io(#[from] std::io::Error),
+    /// A stored secret could not be opened (wrong key, or the value was tampered with), or
+    /// the secret key is unusable.
+    #[error("secret: {0}")]
+    Secret(&'static str),
+    /// The SIP endpoint refused or failed an operation.
+    #[error("sip: {0}")]
+    Sip(#[from] switchboard_sip::Error),
 }
 
 impl Error {

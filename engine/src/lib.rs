@@ -18,6 +18,7 @@ pub mod leads;
 pub mod patch;
 pub mod phone;
 pub mod store;
+pub mod telephony;
 pub mod tenancy;
 pub mod validate;
 

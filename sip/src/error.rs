@@ -96,6 +96,9 @@ pub enum Error {
     /// The endpoint task is gone (shut down or panicked).
     #[error("endpoint is closed")]
     EndpointClosed,
+    /// No final response arrived before the transaction gave up (Timer F for `{0}`).
+    #[error("no response to {0} (transaction timeout)")]
+    Timeout(&'static str),
 }
 
 impl Error {

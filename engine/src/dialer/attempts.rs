@@ -293,6 +293,27 @@ impl Store {
         .map(|r| r.rows_affected()))?)
     }
 
+    /// (live answers, abandons) of a campaign's calls since `since`, to seed the rolling
+    /// abandon rate when the campaign (re)starts.
+    pub async fn abandon_counts(
+        &self,
+        tenant_id: &str,
+        campaign_id: &str,
+        since: DateTime<Utc>,
+    ) -> Result<(u64, u64)> {
+        let (live, ab): (i64, i64) = on_pool!(self, p => sqlx::query_as(
+            "SELECT COALESCE(SUM(CASE WHEN disposition IN ('answered', 'abandoned') THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN disposition = 'abandoned' THEN 1 ELSE 0 END), 0) \
+             FROM calls WHERE tenant_id = $1 AND campaign_id = $2 AND start_time >= $3",
+        )
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .bind(since)
+        .fetch_one(p)
+        .await)?;
+        Ok((live.max(0) as u64, ab.max(0) as u64))
+    }
+
     /// Leads of a campaign still to be tried (pending, including future retries) or in progress.
     pub async fn leads_left(&self, tenant_id: &str, campaign_id: &str) -> Result<i64> {
         Ok(on_pool!(self, p => sqlx::query_scalar::<_, i64>(

@@ -517,6 +517,12 @@ impl CallJob {
             }
             Action::SeekAgent => {
                 live.seeking = true;
+                let since_dial = fsm.verdict_at().unwrap_or_default().as_secs_f64();
+                self.ctx
+                    .pacer
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .on_live(since_dial);
                 self.try_bridge(live, fsm, started).await
             }
             Action::StopSeeking => {
@@ -648,6 +654,7 @@ impl CallJob {
         {
             let mut w = self.ctx.abandon.lock().unwrap_or_else(|e| e.into_inner());
             if d == Disposition::Abandoned {
+                w.record_live(now);
                 w.record_abandon(now);
             } else if live_answer && d == Disposition::Answered {
                 w.record_live(now);
@@ -655,9 +662,11 @@ impl CallJob {
         }
         {
             let mut p = self.ctx.pacer.lock().unwrap_or_else(|e| e.into_inner());
-            match (live_answer, fsm.answered_at(), fsm.verdict_at()) {
-                (true, Some(_), Some(v)) => p.on_live(v.as_secs_f64()),
-                _ => p.on_not_live(),
+            if d == Disposition::Abandoned {
+                p.on_abandon();
+            }
+            if !live_answer {
+                p.on_not_live();
             }
         }
         let attempts = self.lead.call_attempts + 1;
@@ -791,6 +800,14 @@ impl CallJob {
     }
 
     async fn close(&mut self, live: &mut Live, fsm: &CallFsm) {
+        if let Some(b) = fsm.bridged_at() {
+            let handled = self.call_clock.elapsed().saturating_sub(b).as_secs_f64();
+            self.ctx
+                .pacer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .on_handled(handled);
+        }
         if fsm.disposition().is_none() {
             self.on_finished(Disposition::Failed, fsm);
         }

@@ -741,18 +741,31 @@ async fn supervise(inner: Arc<Inner>) {
                 continue;
             }
         };
-        let mut runs = inner.campaigns.lock().unwrap_or_else(|e| e.into_inner());
-        runs.retain(|id, run| {
-            let keep = active.iter().any(|c| &c.id == id) && !run.task.is_finished();
-            if !keep {
-                run.ctx.stop.store(true, Ordering::SeqCst);
+        let fresh: Vec<Campaign> = {
+            let mut runs = inner.campaigns.lock().unwrap_or_else(|e| e.into_inner());
+            runs.retain(|id, run| {
+                let keep = active.iter().any(|c| &c.id == id) && !run.task.is_finished();
+                if !keep {
+                    run.ctx.stop.store(true, Ordering::SeqCst);
+                }
+                keep || run.ctx.active.load(Ordering::SeqCst) > 0 && !run.task.is_finished()
+            });
+            let mut fresh = Vec::new();
+            for c in active {
+                match runs.get(&c.id) {
+                    Some(run) => *run.ctx.campaign.lock().unwrap_or_else(|e| e.into_inner()) = c,
+                    None => fresh.push(c),
+                }
             }
-            keep || run.ctx.active.load(Ordering::SeqCst) > 0 && !run.task.is_finished()
-        });
-        for c in active {
-            if let Some(run) = runs.get(&c.id) {
-                *run.ctx.campaign.lock().unwrap_or_else(|e| e.into_inner()) = c;
-                continue;
+            fresh
+        };
+        for c in fresh {
+            // The rolling abandon rate starts from the stored calls of its window.
+            let mut window = AbandonWindow::new(Window::parse(&c.abandon_window));
+            let now = Utc::now();
+            let since = now - window.window().length();
+            if let Ok((live, ab)) = inner.store.abandon_counts(&c.tenant_id, &c.id, since).await {
+                window.seed(live, ab, now);
             }
             let ctx = Arc::new(CampaignCtx {
                 id: c.id.clone(),
@@ -762,7 +775,7 @@ async fn supervise(inner: Arc<Inner>) {
                     c.dial_ratio,
                     c.max_abandon_rate,
                 ))),
-                abandon: Mutex::new(AbandonWindow::new(Window::parse(&c.abandon_window))),
+                abandon: Mutex::new(window),
                 in_flight: AtomicU32::new(0),
                 active: AtomicU32::new(0),
                 stop: AtomicBool::new(false),
@@ -777,7 +790,11 @@ async fn supervise(inner: Arc<Inner>) {
                 json!({"campaignId": c.id, "name": c.name, "dialMode": c.dial_mode}),
             );
             let task = tokio::spawn(run_campaign(inner.clone(), ctx.clone()));
-            runs.insert(c.id.clone(), CampaignRun { ctx, task });
+            inner
+                .campaigns
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(c.id.clone(), CampaignRun { ctx, task });
         }
     }
 }

@@ -32,6 +32,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0003_lead_indexes.sql"),
         postgres: include_str!("../../migrations/postgres/0003_lead_indexes.sql"),
     },
+    Migration {
+        version: 4,
+        name: "sip_trunks",
+        sqlite: include_str!("../../migrations/sqlite/0004_sip_trunks.sql"),
+        postgres: include_str!("../../migrations/postgres/0004_sip_trunks.sql"),
+    },
 ];
 
 impl Store {

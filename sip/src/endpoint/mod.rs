@@ -4,12 +4,15 @@
 //! Handles talk to the task over channels: [`Endpoint::register`] returns a
 //! [`RegistrationHandle`] (a `watch` of the status plus the event stream),
 //! [`Endpoint::call`] a [`CallHandle`] streaming [`CallEvent`]s with `hangup()` / `cancel()`,
-//! and [`Endpoint::next_incoming`] yields [`IncomingCall`]s to accept or reject. The task
+//! and [`Endpoint::next_incoming`] yields [`IncomingCall`]s to accept or reject (or
+//! [`Endpoint::take_incoming`] hands the stream out, so the endpoint itself can be shared in
+//! an `Arc`). [`Endpoint::options`] pings a peer with OPTIONS. The task
 //! answers out-of-dialog OPTIONS with 200, requests it cannot match with 481 (or 501), and
 //! malformed requests with 400 when they can be answered; everything else malformed is
 //! dropped and counted in [`EndpointStats`].
 
 mod ids;
+mod options;
 mod task;
 
 use std::net::SocketAddr;
@@ -29,6 +32,7 @@ use crate::registration::{RegistrationEvent, RegistrationStatus};
 use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::timer::TimerConfig;
 pub use crate::transport::Transport;
+pub use options::OptionsResult;
 
 /// Where and how the endpoint listens.
 #[derive(Debug, Clone)]
@@ -39,6 +43,9 @@ pub struct EndpointConfig {
     pub tcp: bool,
     pub timers: TimerConfig,
     pub user_agent: Option<String>,
+    /// The address written in Via sent-by and Contact when it differs from the bound one
+    /// (a wildcard bind such as `0.0.0.0:5060`, or NAT); default: the bound address.
+    pub advertised: Option<SocketAddr>,
 }
 
 impl EndpointConfig {
@@ -48,6 +55,7 @@ impl EndpointConfig {
             tcp: true,
             timers: TimerConfig::default(),
             user_agent: Some("Switchboard".to_owned()),
+            advertised: None,
         }
     }
 }
@@ -190,6 +198,15 @@ pub(crate) enum Command {
         status: u16,
         reason: String,
     },
+    Options {
+        id: Id,
+        target: String,
+        route: Option<String>,
+        auth: Option<AuthCredentials>,
+        transport: Transport,
+        dest: SocketAddr,
+        reply: oneshot::Sender<Result<OptionsResult>>,
+    },
     Shutdown {
         done: oneshot::Sender<()>,
     },
@@ -203,7 +220,8 @@ pub(crate) enum Command {
 pub struct Endpoint {
     commands: mpsc::UnboundedSender<Command>,
     local_addr: SocketAddr,
-    incoming: mpsc::UnboundedReceiver<IncomingCall>,
+    /// `None` once handed out by [`Endpoint::take_incoming`].
+    incoming: Option<mpsc::UnboundedReceiver<IncomingCall>>,
     stats: Arc<EndpointStats>,
     next_id: Arc<AtomicU64>,
 }
@@ -257,7 +275,7 @@ impl Endpoint {
         Ok(Endpoint {
             commands,
             local_addr,
-            incoming,
+            incoming: Some(incoming),
             stats,
             next_id,
         })
@@ -305,14 +323,7 @@ impl Endpoint {
     pub async fn call(&self, config: CallConfig) -> Result<CallHandle> {
         let dest = match &config.proxy {
             Some(p) => resolve(p).await?,
-            None => match crate::transport::uri_socket_addr(&config.target, 5060) {
-                Some(a) => a,
-                None => {
-                    let (host, port) = crate::transport::uri_host_port(&config.target)
-                        .ok_or(Error::InvalidHeader("Request-URI"))?;
-                    resolve(&format!("{host}:{}", port.unwrap_or(5060))).await?
-                }
-            },
+            None => target_addr(&config.target).await?,
         };
         let id = self.id();
         let (events_tx, events) = mpsc::unbounded_channel();
@@ -335,17 +346,111 @@ impl Endpoint {
         self.send(Command::SetRequestHandler { handler })
     }
 
-    /// The next inbound INVITE (`None` once the task stopped).
+    /// The next inbound INVITE (`None` once the task stopped, or after
+    /// [`Endpoint::take_incoming`]).
     pub async fn next_incoming(&mut self) -> Option<IncomingCall> {
-        self.incoming.recv().await
+        match &mut self.incoming {
+            Some(rx) => rx.recv().await,
+            None => None,
+        }
+    }
+
+    /// Hands out the stream of inbound INVITEs (once; `None` after that), so the endpoint
+    /// can be shared in an `Arc` while one owner takes the calls. Dropping the stream makes
+    /// the endpoint refuse further INVITEs with 480.
+    pub fn take_incoming(&mut self) -> Option<IncomingCalls> {
+        self.incoming.take().map(|rx| IncomingCalls { rx })
+    }
+
+    /// Pings `target_uri` (e.g. `sip:carrier.example:5060`, `;transport=tcp` for TCP) with
+    /// an out-of-dialog OPTIONS, through `proxy` (`host:port`, sent as a loose Route) when
+    /// given, answering one digest challenge with `auth`. Any final response is a result
+    /// (the peer is reachable); no response within Timer F (64·T1) is
+    /// [`Error::Timeout`], an unusable target [`Error::InvalidHeader`].
+    pub async fn options(
+        &self,
+        target_uri: &str,
+        proxy: Option<&str>,
+        auth: Option<AuthCredentials>,
+    ) -> Result<OptionsResult> {
+        let transport = uri_transport(target_uri);
+        let dest = match proxy {
+            Some(p) => resolve(p).await?,
+            None => target_addr(target_uri).await?,
+        };
+        let route = proxy.map(|_| format!("sip:{dest};lr"));
+        let (reply, result) = oneshot::channel();
+        self.send(Command::Options {
+            id: self.id(),
+            target: target_uri.to_owned(),
+            route,
+            auth,
+            transport,
+            dest,
+            reply,
+        })?;
+        result.await.map_err(|_| Error::EndpointClosed)?
     }
 
     /// Unregisters every trunk and ends every call (BYE / CANCEL), waiting at most a few
     /// seconds for the answers, then stops the task.
     pub async fn shutdown(self) {
+        self.close().await;
+    }
+
+    /// [`Endpoint::shutdown`] through a shared reference (for an endpoint in an `Arc`):
+    /// handles and calls on it fail with [`Error::EndpointClosed`] afterwards.
+    pub async fn close(&self) {
         let (done, wait) = oneshot::channel();
         if self.send(Command::Shutdown { done }).is_ok() {
             let _ = wait.await;
+        }
+    }
+}
+
+/// The inbound INVITEs of an endpoint, taken out with [`Endpoint::take_incoming`].
+#[derive(Debug)]
+pub struct IncomingCalls {
+    rx: mpsc::UnboundedReceiver<IncomingCall>,
+}
+
+impl IncomingCalls {
+    /// The next inbound INVITE (`None` once the endpoint stopped).
+    pub async fn next(&mut self) -> Option<IncomingCall> {
+        self.rx.recv().await
+    }
+}
+
+/// The transport a URI asks for with `;transport=` (UDP unless it says TCP).
+fn uri_transport(uri: &str) -> Transport {
+    let params = uri.split('?').next().unwrap_or(uri);
+    let tcp = params.split(';').skip(1).any(|p| {
+        p.split_once('=').is_some_and(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("transport") && v.trim().eq_ignore_ascii_case("tcp")
+        })
+    });
+    if tcp {
+        Transport::Tcp
+    } else {
+        Transport::Udp
+    }
+}
+
+/// Where a request to `uri` goes without a proxy: its host and port (5060 by default).
+async fn target_addr(uri: &str) -> Result<SocketAddr> {
+    match crate::transport::uri_socket_addr(uri, 5060) {
+        Some(a) => Ok(a),
+        None => {
+            let (host, port) =
+                crate::transport::uri_host_port(uri).ok_or(Error::InvalidHeader("Request-URI"))?;
+            let plausible = !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+            if !plausible {
+                return Err(Error::InvalidHeader("Request-URI"));
+            }
+            resolve(&format!("{host}:{}", port.unwrap_or(5060))).await
         }
     }
 }
@@ -394,6 +499,11 @@ impl RegistrationHandle {
     /// The next event (sipRegistered / sipRegistrationFailed / sipUnregistered).
     pub async fn next_event(&mut self) -> Option<RegistrationEvent> {
         self.events.recv().await
+    }
+
+    /// An event already received, without waiting.
+    pub fn try_next_event(&mut self) -> Option<RegistrationEvent> {
+        self.events.try_recv().ok()
     }
 
     /// Waits until the status is no longer `Registering` and returns it.

@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::ids::RandomIds;
+use super::options::{OptionsConfig, OptionsPing, OptionsResult};
 use super::{
     CallEvent, Command, EndpointConfig, EndpointStats, Id, IncomingCall, RequestHandler,
     TrunkConfig,
@@ -42,6 +43,10 @@ enum Machine {
         call: InboundCall,
         events: mpsc::UnboundedSender<InboundEvent>,
     },
+    Options {
+        ping: OptionsPing,
+        reply: Option<oneshot::Sender<crate::Result<OptionsResult>>>,
+    },
 }
 
 struct Entry {
@@ -60,6 +65,8 @@ struct Entry {
 pub(super) struct Task {
     config: EndpointConfig,
     local: SocketAddr,
+    /// Via sent-by and Contact: the advertised address, else the bound one.
+    public: SocketAddr,
     udp: UdpSocket,
     tcp: Option<TcpListener>,
     conns: TcpConns,
@@ -97,6 +104,7 @@ impl Task {
         let (net_tx, net_rx) = mpsc::unbounded_channel();
         Task {
             ids: RandomIds::new(&local.ip().to_string()),
+            public: config.advertised.unwrap_or(local),
             config,
             local,
             udp,
@@ -118,7 +126,7 @@ impl Task {
     }
 
     fn sent_by(&self) -> String {
-        self.local.to_string()
+        self.public.to_string()
     }
 
     pub async fn run(mut self) {
@@ -183,6 +191,7 @@ impl Task {
             Machine::Inbound { call, .. } => {
                 call.state() != crate::inbound::InboundState::Terminated
             }
+            Machine::Options { .. } => false,
         });
         if busy && now < *at {
             return false;
@@ -253,6 +262,7 @@ impl Task {
                 Machine::Reg { reg, .. } => reg.handle_message(now, msg),
                 Machine::Call { dialog, .. } => dialog.handle_message(now, msg),
                 Machine::Inbound { call, .. } => call.handle_message(now, msg),
+                Machine::Options { ping, .. } => ping.handle_message(now, msg),
             }
         }
         self.service(id, now);
@@ -275,7 +285,7 @@ impl Task {
                 e.reply_transport = transport;
                 let msg = Message::Request(req);
                 match &mut e.machine {
-                    Machine::Reg { .. } => {}
+                    Machine::Reg { .. } | Machine::Options { .. } => {}
                     Machine::Call { dialog, .. } => dialog.handle_message(now, msg),
                     Machine::Inbound { call, .. } => call.handle_message(now, msg),
                 }
@@ -329,8 +339,8 @@ impl Task {
             .and(req.uri.split_once(':'))
             .and_then(|(_, rest)| rest.split_once('@').map(|(u, _)| u.to_owned()));
         let contact = match user {
-            Some(u) => format!("sip:{u}@{}{}", self.local, transport.uri_param()),
-            None => format!("sip:{}{}", self.local, transport.uri_param()),
+            Some(u) => format!("sip:{u}@{}{}", self.public, transport.uri_param()),
+            None => format!("sip:{}{}", self.public, transport.uri_param()),
         };
         let config = InboundConfig {
             contact,
@@ -434,7 +444,7 @@ impl Task {
                         Machine::Inbound { call, .. } => {
                             let _ = call.hangup(now);
                         }
-                        Machine::Reg { .. } => {}
+                        Machine::Reg { .. } | Machine::Options { .. } => {}
                     }
                 }
                 self.service(id, now);
@@ -445,12 +455,22 @@ impl Task {
                 self.with_inbound(now, id, |call| call.reject(now, status, &reason))
             }
             Command::SetRequestHandler { handler } => self.request_handler = handler,
+            Command::Options {
+                id,
+                target,
+                route,
+                auth,
+                transport,
+                dest,
+                reply,
+            } => self.start_options(now, id, target, route, auth, transport, dest, reply),
             Command::Shutdown { done } => {
                 let ids: Vec<Id> = self.entries.keys().copied().collect();
                 for id in ids {
                     if let Some(e) = self.entries.get_mut(&id) {
                         match &mut e.machine {
                             Machine::Reg { reg, .. } => reg.unregister(now),
+                            Machine::Options { .. } => {}
                             Machine::Call { dialog, .. } => {
                                 let _ = dialog.hangup(now);
                             }
@@ -497,7 +517,7 @@ impl Task {
         let mut config = RegistrationConfig::new(
             &format!("sip:{}", trunk.domain),
             &format!("sip:{}@{}", trunk.username, trunk.domain),
-            &format!("sip:{}@{}{}", trunk.username, self.local, t.uri_param()),
+            &format!("sip:{}@{}{}", trunk.username, self.public, t.uri_param()),
             &self.sent_by(),
         );
         config.transport = t.as_str().to_owned();
@@ -544,6 +564,61 @@ impl Task {
         self.service(id, now);
     }
 
+    #[allow(clippy::too_many_arguments)] // the fields of Command::Options
+    fn start_options(
+        &mut self,
+        now: Instant,
+        id: Id,
+        target: String,
+        route: Option<String>,
+        auth: Option<AuthCredentials>,
+        t: Transport,
+        dest: SocketAddr,
+        reply: oneshot::Sender<crate::Result<OptionsResult>>,
+    ) {
+        let from_user = auth
+            .as_ref()
+            .map_or_else(|| "switchboard".to_owned(), |a| a.username.clone());
+        let config = OptionsConfig {
+            contact: format!("sip:{from_user}@{}{}", self.public, t.uri_param()),
+            from_user,
+            target,
+            transport: t.as_str().to_owned(),
+            sent_by: self.sent_by(),
+            route,
+            auth,
+            timers: self.config.timers,
+            reliable: t.is_reliable(),
+            user_agent: self.config.user_agent.clone(),
+        };
+        let ids = Box::new(RandomIds::new(&self.local.ip().to_string()));
+        let ping = match OptionsPing::new(now, config, ids) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let key = (ping.call_id().to_owned(), ping.local_tag().to_owned());
+        self.by_local.insert(key.clone(), id);
+        self.entries.insert(
+            id,
+            Entry {
+                machine: Machine::Options {
+                    ping,
+                    reply: Some(reply),
+                },
+                dest,
+                transport: t,
+                reply_to: dest,
+                reply_transport: t,
+                scheduled: None,
+                keys: vec![key],
+            },
+        );
+        self.service(id, now);
+    }
+
     fn start_call(
         &mut self,
         now: Instant,
@@ -559,8 +634,8 @@ impl Task {
             .and_then(|(_, r)| r.split_once('@'))
             .map(|(u, _)| u.to_owned());
         let contact = match user {
-            Some(u) => format!("sip:{u}@{}{}", self.local, t.uri_param()),
-            None => format!("sip:{}{}", self.local, t.uri_param()),
+            Some(u) => format!("sip:{u}@{}{}", self.public, t.uri_param()),
+            None => format!("sip:{}{}", self.public, t.uri_param()),
         };
         let mut dc = dialog::CallConfig::new(
             &config.target,
@@ -629,6 +704,7 @@ impl Task {
             e.scheduled = None;
             match &mut e.machine {
                 Machine::Reg { reg, .. } => reg.handle_timeout(now),
+                Machine::Options { ping, .. } => ping.handle_timeout(now),
                 Machine::Call { dialog, .. } => dialog.handle_timeout(now),
                 Machine::Inbound { call, .. } => call.handle_timeout(now),
             }
@@ -693,6 +769,17 @@ impl Task {
                 }
                 call.is_finished() && call.poll_timeout().is_none()
             }
+            Machine::Options { ping, reply } => {
+                while let Some(m) = ping.poll_transmit() {
+                    out.push(m);
+                }
+                if let Some(result) = ping.poll_result() {
+                    if let Some(reply) = reply.take() {
+                        let _ = reply.send(result);
+                    }
+                }
+                ping.is_finished()
+            }
         };
         for m in &out {
             let (to, transport) = match m {
@@ -710,6 +797,7 @@ impl Task {
         }
         let next = match &e.machine {
             Machine::Reg { reg, .. } => reg.poll_timeout(),
+            Machine::Options { ping, .. } => ping.poll_timeout(),
             Machine::Call { dialog, .. } => dialog.poll_timeout(),
             Machine::Inbound { call, .. } => call.poll_timeout(),
         };
