@@ -5,6 +5,10 @@ import { run, check, signIn, env } from './lib.mjs';
 
 run('campaign', async ({ page, snap, base }) => {
   await page.goto(`${base}/`);
+  // A wrong password is refused on the form.
+  await signIn(page, env('SB_EMAIL'), 'not-the-password');
+  await page.locator('[data-testid="login-error"]', { hasText: 'Wrong e-mail or password' }).waitFor();
+  check(await page.getByTestId('dashboard').isHidden(), 'nothing is shown without a session');
   await signIn(page, env('SB_EMAIL'), env('SB_PASSWORD'));
   await page.locator('#app[data-loaded="true"]').waitFor();
   const row = page.locator(`[data-testid="campaign-row"][data-campaign-id="${env('SB_CAMPAIGN_ID')}"]`);

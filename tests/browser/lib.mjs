@@ -48,8 +48,11 @@ export function check(cond, message) {
   if (!cond) throw new Error(`check failed: ${message}`);
 }
 
-/** Responses the pages are allowed to get as errors (optional endpoints not built yet). */
-const OPTIONAL = ['/api/sip/status', '/api/health/sip'];
+/**
+ * Requests whose error responses are expected: optional endpoints the pages probe, and the
+ * refused sign-in a script tries on purpose.
+ */
+const EXPECTED_ERRORS = ['/api/sip/status', '/api/health/sip', '/api/auth/login'];
 
 /**
  * Launches Chromium, runs `fn({page, snap, base})`, screenshots each step and any failure,
@@ -82,7 +85,7 @@ export async function run(name, fn) {
     page.on('console', (m) => {
       if (m.type() !== 'error') return;
       const url = (m.location() && m.location().url) || '';
-      if (m.text().startsWith('Failed to load resource') && OPTIONAL.some((p) => url.includes(p))) return;
+      if (m.text().startsWith('Failed to load resource') && EXPECTED_ERRORS.some((p) => url.includes(p))) return;
       problems.push(`console: ${m.text()} (${url})`);
     });
     let n = 0;
