@@ -363,11 +363,22 @@ pub async fn run(mut settings: Settings, args: DemoArgs, data_dir_given: bool) -
     let _ = stop_http.send(());
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     let c = counts(&dialer);
+    let mut lat: Vec<f64> = dialer
+        .stats()
+        .bridge_latencies()
+        .iter()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let pct = |q: f64| {
+        lat.get(((lat.len().max(1) - 1) as f64 * q).round() as usize)
+            .map(|v| (v * 10.0).round() / 10.0)
+    };
     let summary = json!({"summary": {
         "leads": args.leads, "dialed": c.dialed, "human": c.human, "machine": c.machine, "busy": c.busy,
         "no_answer": c.no_answer, "failed": c.failed, "rejected": c.rejected, "voicemail": c.voicemail,
         "bridged": c.bridged, "abandoned": c.abandoned, "abandon_rate": (abandon_rate(&c) * 10000.0).round() / 10000.0,
-        "recordings": c.recordings,
+        "recordings": c.recordings, "bridge_ms_p50": pct(0.5), "bridge_ms_p99": pct(0.99),
     }});
     println!("{summary}");
     carrier.shutdown().await;

@@ -433,3 +433,73 @@ async fn a_campaign_dials_the_carrier_and_every_lead_ends_right() {
     phones.shutdown().await;
     media.shutdown();
 }
+
+/// An agent who becomes available is called and kept on the line; when their phone hangs up
+/// the engine sets them offline (in memory and in the store) with an event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_agent_leg_sets_the_agent_offline() {
+    let phones = AgentPhones::start_with(AgentConfig::new(lo(0)))
+        .await
+        .unwrap();
+    let s = setup(&[phones.uri("solo")]).await;
+    let endpoint = Arc::new(Endpoint::bind(EndpointConfig::new(lo(0))).await.unwrap());
+    let media = MediaRuntime::start(RuntimeConfig {
+        loops: 1,
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let events = switchboard_engine::events::EventBus::new(1024);
+    let mut bus = events.subscribe();
+    let dialer = Dialer::start(
+        s.store.clone(),
+        events,
+        endpoint,
+        media.clone(),
+        Arc::new(StaticTrunks(Vec::new())),
+        DialerConfig::new("127.0.0.1", s.recordings.clone()),
+    )
+    .await
+    .unwrap();
+    let agent = s
+        .store
+        .agents(&s.tenant, None, None)
+        .await
+        .unwrap()
+        .remove(0);
+    dialer.agent_status(&s.tenant, &agent.id, "available").await;
+    let state = |d: &Dialer| d.agents(&s.tenant)[0].state;
+    for _ in 0..100 {
+        if state(&dialer) == "available" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state(&dialer), "available", "the agent's leg was answered");
+    assert_eq!(phones.hangup("solo"), 1, "one live leg to the agent");
+    for _ in 0..100 {
+        if state(&dialer) == "offline" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(state(&dialer), "offline");
+    let mut lost = false;
+    while let Ok(e) = bus.try_recv() {
+        lost |= e.kind == "agent:leg:lost" && e.agent_id.as_deref() == Some(agent.id.as_str());
+    }
+    assert!(lost, "an agent:leg:lost event was published");
+    for _ in 0..50 {
+        if s.store.agent(&s.tenant, &agent.id).await.unwrap().status == "offline" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        s.store.agent(&s.tenant, &agent.id).await.unwrap().status,
+        "offline"
+    );
+    dialer.shutdown().await;
+    phones.shutdown().await;
+    media.shutdown();
+}
