@@ -503,3 +503,131 @@ async fn a_dropped_agent_leg_sets_the_agent_offline() {
     phones.shutdown().await;
     media.shutdown();
 }
+
+/// Preview dialing: the agent picks a lead; the engine dials it (no AMD) and bridges it to
+/// that agent at once; the lead's attempt is counted, a second dial of the same lead while
+/// it is being called is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn preview_dialing_bridges_the_chosen_agent() {
+    let carrier = Carrier::start(CarrierConfig {
+        ring: Duration::from_millis(200),
+        ..CarrierConfig::new(lo(0), plan())
+    })
+    .await
+    .unwrap();
+    let phones = AgentPhones::start_with(AgentConfig::new(lo(0)))
+        .await
+        .unwrap();
+    let s = setup(&[phones.uri("p1"), phones.uri("p2")]).await;
+    let endpoint = Arc::new(Endpoint::bind(EndpointConfig::new(lo(0))).await.unwrap());
+    let media = MediaRuntime::start(RuntimeConfig {
+        loops: 1,
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let trunks = StaticTrunks(vec![DialTrunkConfig {
+        id: "sim".into(),
+        name: "sim".into(),
+        server: carrier.sip_addr().to_string(),
+        domain: carrier.sip_addr().ip().to_string(),
+        username: None,
+        password: None,
+        transport: Transport::Udp,
+        max_concurrent: 0,
+        max_cps: 0.0,
+    }]);
+    let mut cfg = DialerConfig::new("127.0.0.1", s.recordings.clone());
+    cfg.timers.wrap_up = Duration::from_millis(300);
+    let dialer = Dialer::start(
+        s.store.clone(),
+        switchboard_engine::events::EventBus::new(1024),
+        endpoint,
+        media.clone(),
+        Arc::new(trunks),
+        cfg,
+    )
+    .await
+    .unwrap();
+    let agents = s.store.agents(&s.tenant, None, None).await.unwrap();
+    let chosen = agents[1].id.clone();
+    for a in &agents {
+        dialer.agent_status(&s.tenant, &a.id, "available").await;
+    }
+    for _ in 0..100 {
+        if dialer
+            .agents(&s.tenant)
+            .iter()
+            .all(|a| a.state == "available")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Lead 0 is a human (talks 4 s).
+    let (leads, _) = s
+        .store
+        .leads(
+            &s.tenant,
+            &LeadFilter {
+                campaign_id: s.campaign.clone(),
+                limit: Some(100),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let lead = leads
+        .iter()
+        .find(|l| l.phone_normalized.ends_with('0'))
+        .unwrap();
+    let call = s
+        .store
+        .start_call(
+            &s.tenant,
+            serde_json::from_value(json!({"leadId": lead.id, "agentId": chosen})).unwrap(),
+            "US",
+            None,
+        )
+        .await
+        .unwrap();
+    dialer
+        .preview_dial(&s.tenant, &call.id, &chosen)
+        .await
+        .unwrap();
+    let again = s
+        .store
+        .start_call(
+            &s.tenant,
+            serde_json::from_value(json!({"leadId": lead.id, "agentId": agents[0].id})).unwrap(),
+            "US",
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(
+        dialer
+            .preview_dial(&s.tenant, &again.id, &agents[0].id)
+            .await
+            .is_err(),
+        "a lead being called is not dialled again"
+    );
+    let mut done = None;
+    for _ in 0..200 {
+        let c = s.store.call(&s.tenant, &call.id).await.unwrap();
+        if c.end_time.is_some() && c.disposition.is_some() {
+            done = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let c = done.expect("the preview call ended");
+    assert_eq!(c.disposition.as_deref(), Some("answered"));
+    assert_eq!(c.agent_id.as_deref(), Some(chosen.as_str()));
+    let l = s.store.lead(&s.tenant, &lead.id).await.unwrap();
+    assert_eq!((l.status.as_str(), l.call_attempts), ("completed", 1));
+    dialer.shutdown().await;
+    carrier.shutdown().await;
+    phones.shutdown().await;
+    media.shutdown();
+}

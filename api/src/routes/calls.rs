@@ -225,10 +225,52 @@ pub async fn start(
         )
         .await?;
     emit(&st, "callInitiated", &c);
+    // With an engine running and a lead to call, the call is really placed, bridged to the
+    // agent (the caller's own agent record unless `agentId` names one).
+    if let (Some(dialer), Some(_)) = (&st.dialer, &c.lead_id) {
+        let agent = match &c.agent_id {
+            Some(a) => Some(a.clone()),
+            None => st
+                .store
+                .agent_for_user(&auth.tenant_id, &auth.user_id)
+                .await?
+                .map(|a| a.id),
+        };
+        let Some(agent) = agent else {
+            fail_call(&st, &c, "no agent to bridge the call to").await;
+            return Err(switchboard_engine::Error::field(
+                "agentId",
+                "is required to dial (or log in as an agent)",
+            )
+            .into());
+        };
+        if let Err(e) = dialer.preview_dial(&auth.tenant_id, &c.id, &agent).await {
+            fail_call(&st, &c, &e.to_string()).await;
+            return Err(e.into());
+        }
+    }
     Ok((
         StatusCode::CREATED,
         AxumJson(CallResponse::with_message(c, "Call started")),
     ))
+}
+
+/// A preview call the engine could not place: closed as failed with the reason.
+async fn fail_call(st: &AppState, c: &Call, reason: &str) {
+    use switchboard_engine::dialer::attempts::{CallPatch, EngineWrite};
+    let _ = st
+        .store
+        .apply_engine_writes(&[EngineWrite::Call {
+            tenant_id: c.tenant_id.clone(),
+            call_id: c.id.clone(),
+            patch: CallPatch {
+                status: Some("failed"),
+                outcome: Some(reason.to_owned()),
+                end_time: Some(switchboard_engine::store::now()),
+                ..Default::default()
+            },
+        }])
+        .await;
 }
 
 /// Update status, live quality and notes during a call.

@@ -122,6 +122,33 @@ impl Store {
         Ok(ok)
     }
 
+    /// Preview dialing: counts an attempt on a lead the agent chose (pending or claimed, with
+    /// attempts left) and marks it `calling`; false when it is not dialable now.
+    pub async fn begin_preview_attempt(&self, campaign: &Campaign, lead: &Lead) -> Result<bool> {
+        let now = store_now();
+        let n = on_pool!(self, p => sqlx::query(
+            "UPDATE leads SET status = 'calling', call_attempts = call_attempts + 1, last_call_at = $1, updated_at = $1 \
+             WHERE tenant_id = $2 AND id = $3 AND status IN ('pending', 'queued') AND call_attempts < $4 AND do_not_call = FALSE",
+        )
+        .bind(now)
+        .bind(&campaign.tenant_id)
+        .bind(&lead.id)
+        .bind(campaign.retry_policy.max_attempts)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+        if n == 1 {
+            on_pool!(self, p => sqlx::query("UPDATE campaigns SET calls_made = calls_made + 1, updated_at = $1 WHERE tenant_id = $2 AND id = $3")
+                .bind(now)
+                .bind(&campaign.tenant_id)
+                .bind(&campaign.id)
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected()))?;
+        }
+        Ok(n == 1)
+    }
+
     /// Applies a batch of engine writes in one transaction, in order.
     pub async fn apply_engine_writes(&self, writes: &[EngineWrite]) -> Result<()> {
         if writes.is_empty() {

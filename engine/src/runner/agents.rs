@@ -209,6 +209,30 @@ impl Agents {
         })
     }
 
+    /// Reserves one given agent (preview dialing), if available with a leg.
+    pub(crate) fn reserve_agent(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        call_id: &str,
+        notices: mpsc::UnboundedSender<AgentNotice>,
+    ) -> Option<Reserved> {
+        let mut pool = self.lock();
+        let slot = pool.slots.get_mut(agent_id)?;
+        if slot.tenant_id != tenant_id || slot.state != AgentState::Available {
+            return None;
+        }
+        let stream = slot.stream.clone()?;
+        slot.state = AgentState::Reserved(call_id.to_owned());
+        slot.since = Instant::now();
+        slot.call = Some(notices);
+        self.emit_state(slot);
+        Some(Reserved {
+            id: slot.id.clone(),
+            stream,
+        })
+    }
+
     /// The call is over for the agent: back to available (or what they asked for meanwhile).
     pub(crate) fn release(&self, id: &str, call_id: &str) {
         let mut pool = self.lock();

@@ -80,6 +80,8 @@ pub(crate) struct CallJob {
     pub started_at: chrono::DateTime<Utc>,
     /// The call's clock (the machine's `now` is measured from it).
     pub call_clock: Instant,
+    /// Preview dialing: the agent chosen before the dial.
+    pub preassigned: Option<super::agents::Reserved>,
 }
 
 struct Live {
@@ -442,7 +444,7 @@ impl CallJob {
     }
 
     async fn try_bridge(
-        &self,
+        &mut self,
         live: &mut Live,
         fsm: &mut CallFsm,
         started: Instant,
@@ -450,12 +452,15 @@ impl CallJob {
         if !live.seeking || live.agent.is_some() {
             return None;
         }
-        let reserved = self.inner.agents.reserve(
-            &self.ctx.tenant_id,
-            self.campaign.agent_group_id.as_deref(),
-            &self.call_id,
-            self.notices_tx.clone(),
-        )?;
+        let reserved = match self.preassigned.take() {
+            Some(r) => r,
+            None => self.inner.agents.reserve(
+                &self.ctx.tenant_id,
+                self.campaign.agent_group_id.as_deref(),
+                &self.call_id,
+                self.notices_tx.clone(),
+            )?,
+        };
         match self
             .inner
             .media
@@ -504,7 +509,7 @@ impl CallJob {
 
     /// Carries out one action; may return the machine's follow-up actions.
     async fn act(
-        &self,
+        &mut self,
         a: Action,
         live: &mut Live,
         fsm: &mut CallFsm,

@@ -663,6 +663,100 @@ impl Dialer {
         agent_status(&self.inner, tenant_id, agent_id, status).await;
     }
 
+    /// Preview dialing (`POST /api/calls/start`): places the call recorded as `call_id` for
+    /// its lead, with the agent already chosen — they must be available with their audio leg
+    /// up. No AMD (the agent listens); the lead's attempt is counted like any other.
+    pub async fn preview_dial(&self, tenant_id: &str, call_id: &str, agent_id: &str) -> Result<()> {
+        let inner = &self.inner;
+        if inner.stopping.load(Ordering::SeqCst) {
+            return Err(crate::Error::conflict("the engine is shutting down"));
+        }
+        let row = inner.store.call_row(tenant_id, call_id).await?;
+        let Some(lead_id) = row.lead_id.clone() else {
+            return Err(crate::Error::field(
+                "leadId",
+                "preview dialing needs a lead",
+            ));
+        };
+        let lead = inner.store.lead(tenant_id, &lead_id).await?;
+        let campaign = inner.store.campaign(tenant_id, &lead.campaign_id).await?;
+        if inner
+            .store
+            .is_dnc(tenant_id, &lead.phone_normalized)
+            .await?
+            || lead.do_not_call
+        {
+            return Err(crate::Error::conflict(
+                "the lead's number is on the do-not-call list",
+            ));
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let reserved = inner
+            .agents
+            .reserve_agent(tenant_id, agent_id, call_id, tx.clone())
+            .ok_or_else(|| {
+                crate::Error::conflict("the agent is not available (their audio leg must be up)")
+            })?;
+        if !inner.store.begin_preview_attempt(&campaign, &lead).await? {
+            inner.agents.release(agent_id, call_id);
+            return Err(crate::Error::conflict(
+                "the lead is being called, finished, or out of attempts",
+            ));
+        }
+        let trunks = inner.trunks.trunks(tenant_id, &campaign.trunk_ids).await?;
+        if trunks.is_empty() {
+            inner.agents.release(agent_id, call_id);
+            return Err(crate::Error::conflict("no trunk to dial through"));
+        }
+        // The campaign's running context, or one for this call alone.
+        let ctx = {
+            let runs = inner.campaigns.lock().unwrap_or_else(|e| e.into_inner());
+            runs.get(&campaign.id).map(|r| r.ctx.clone())
+        };
+        let ctx = ctx.unwrap_or_else(|| {
+            Arc::new(CampaignCtx {
+                id: campaign.id.clone(),
+                tenant_id: tenant_id.to_owned(),
+                pacer: Mutex::new(Pacer::new(PacerConfig::new(
+                    DialMode::Preview,
+                    1.0,
+                    campaign.max_abandon_rate,
+                ))),
+                abandon: Mutex::new(AbandonWindow::new(Window::parse(&campaign.abandon_window))),
+                in_flight: AtomicU32::new(0),
+                active: AtomicU32::new(0),
+                stop: AtomicBool::new(true),
+                voicemail: None,
+                campaign: Mutex::new(campaign.clone()),
+            })
+        });
+        inner.stats.calls_started.fetch_add(1, Ordering::Relaxed);
+        ctx.in_flight.fetch_add(1, Ordering::SeqCst);
+        ctx.active.fetch_add(1, Ordering::SeqCst);
+        inner
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(call_id.to_owned(), tx.clone());
+        let mut campaign = campaign;
+        campaign.amd_enabled = false;
+        let job = call::CallJob {
+            inner: inner.clone(),
+            ctx,
+            campaign,
+            lead,
+            call_id: call_id.to_owned(),
+            trunks,
+            notices_tx: tx,
+            notices: rx,
+            started_at: row.start_time.unwrap_or_else(store_now),
+            call_clock: tokio::time::Instant::now(),
+            preassigned: Some(reserved),
+        };
+        inner.call_tasks.lock().await.spawn(job.run());
+        Ok(())
+    }
+
     /// The agent ended a call (`POST /api/calls/:id/end`): hangs up a call still talking, or
     /// ends the wrap-up.
     pub fn call_ended_by_agent(&self, call_id: &str) {
@@ -1064,6 +1158,7 @@ async fn start_attempt(
         notices: rx,
         started_at: row.start_time.unwrap_or_else(store_now),
         call_clock: tokio::time::Instant::now(),
+        preassigned: None,
     };
     inner.call_tasks.lock().await.spawn(job.run());
 }
