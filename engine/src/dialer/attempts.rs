@@ -13,7 +13,9 @@ use crate::leads::Lead;
 use crate::store::{now as store_now, on_pool, Store};
 use crate::Result;
 
-/// Changes to a call row; `None` leaves a column as it is.
+/// Changes to a call row; `None` leaves a column as it is. The disposition is written only
+/// when the row has none: an agent's disposition (`POST /api/calls/:id/end`) wins over the
+/// engine's.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallPatch {
     pub status: Option<&'static str>,
@@ -163,7 +165,7 @@ impl Store {
                         sqlx::query(
                             "UPDATE calls SET status = COALESCE($1, status), answer_time = COALESCE($2, answer_time), \
                              end_time = COALESCE($3, end_time), answered_by = COALESCE($4, answered_by), agent_id = COALESCE($5, agent_id), \
-                             disposition = COALESCE($6, disposition), outcome = COALESCE($7, outcome), duration = COALESCE($8, duration), \
+                             disposition = COALESCE(disposition, $6), outcome = COALESCE($7, outcome), duration = COALESCE($8, duration), \
                              talk_time = COALESCE($9, talk_time), quality = COALESCE($10, quality), external_call_id = COALESCE($11, external_call_id), \
                              recording_path = COALESCE($12, recording_path), recording_duration = COALESCE($13, recording_duration), \
                              recording_size = COALESCE($14, recording_size), \
