@@ -96,6 +96,55 @@ impl TrunkProvider for StaticTrunks {
     }
 }
 
+/// The tenant's trunks from the store (`/api/sip/configure`), passwords opened with the
+/// engine's secret box; a fixed fallback list serves tenants with none.
+#[derive(Clone)]
+pub struct StoreTrunks {
+    pub store: Store,
+    pub secrets: crate::telephony::SecretBox,
+    pub fallback: Vec<DialTrunkConfig>,
+}
+
+impl std::fmt::Debug for StoreTrunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreTrunks")
+            .field("fallback", &self.fallback)
+            .finish()
+    }
+}
+
+impl TrunkProvider for StoreTrunks {
+    fn trunks<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        ids: &'a [String],
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<DialTrunkConfig>>> + Send + 'a>> {
+        Box::pin(async move {
+            let rows = self.store.dial_trunks(tenant_id, ids, &self.secrets).await?;
+            if rows.is_empty() {
+                return Ok(self.fallback.clone());
+            }
+            Ok(rows
+                .into_iter()
+                .map(|d| {
+                    let t = &d.trunk;
+                    DialTrunkConfig {
+                        id: t.id.clone(),
+                        name: t.name.clone(),
+                        server: t.server_addr(),
+                        domain: t.sip_domain(),
+                        username: t.username.clone(),
+                        password: d.password.clone(),
+                        transport: t.sip_transport(),
+                        max_concurrent: t.max_concurrent_calls.max(0) as u32,
+                        max_cps: t.max_calls_per_second.max(0.0),
+                    }
+                })
+                .collect())
+        })
+    }
+}
+
 /// Engine settings.
 #[derive(Clone)]
 pub struct DialerConfig {
