@@ -631,3 +631,156 @@ async fn preview_dialing_bridges_the_chosen_agent() {
     phones.shutdown().await;
     media.shutdown();
 }
+
+/// A person no agent could take hears the abandon message and presses 9: the number joins
+/// the tenant's DNC list and the lead ends as `dnc`. The lead here is our own SIP endpoint
+/// answering with a "Hello?" and sending RFC 4733 DTMF while the message plays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pressing_nine_during_the_abandon_message_opts_out() {
+    use switchboard_media::runtime::{LoopingClip, StreamConfig};
+    use switchboard_sip::sdp::LocalMedia;
+    let s = setup(&[]).await;
+    let mut lead_ep = Endpoint::bind(EndpointConfig::new(lo(0))).await.unwrap();
+    let lead_addr = lead_ep.local_addr();
+    let media = MediaRuntime::start(RuntimeConfig {
+        loops: 1,
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    // The engine dials every lead through "the trunk" = our endpoint; answer only lead 0.
+    let engine_ep = Arc::new(Endpoint::bind(EndpointConfig::new(lo(0))).await.unwrap());
+    let mut cfg = DialerConfig::new("127.0.0.1", s.recordings.clone());
+    // Five seconds of a tone: long enough to press 9 while it plays.
+    let tone: Vec<i16> = (0..40_000)
+        .map(|i| ((i as f64 * 0.3).sin() * 3000.0) as i16)
+        .collect();
+    cfg.abandon_prompt = switchboard_media::runtime::Clip::from_pcm(&tone);
+    cfg.campaign_refresh = Duration::from_millis(200);
+    cfg.tick = Duration::from_millis(200);
+    let trunks = StaticTrunks(vec![DialTrunkConfig {
+        id: "ua".into(),
+        name: "ua".into(),
+        server: lead_addr.to_string(),
+        domain: lead_addr.ip().to_string(),
+        username: None,
+        password: None,
+        transport: Transport::Udp,
+        max_concurrent: 1,
+        max_cps: 0.0,
+    }]);
+    // Progressive dialing dials only for a ready agent: one is ready when the campaign
+    // starts and goes on a break as soon as the INVITE arrives, so nobody is free at the verdict.
+    let phones = AgentPhones::start_with(AgentConfig::new(lo(0)))
+        .await
+        .unwrap();
+    let a = s
+        .store
+        .create_agent(
+            &s.tenant,
+            serde_json::from_value(json!({"name": "Only", "endpoint": phones.uri("only")}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let dialer = Dialer::start(
+        s.store.clone(),
+        switchboard_engine::events::EventBus::new(1024),
+        engine_ep,
+        media.clone(),
+        Arc::new(trunks),
+        cfg,
+    )
+    .await
+    .unwrap();
+    dialer.agent_status(&s.tenant, &a.id, "available").await;
+    for _ in 0..100 {
+        if dialer.agents(&s.tenant)[0].state == "available" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.store
+        .start_campaign(&s.tenant, &s.campaign)
+        .await
+        .unwrap();
+    let incoming = timeout_secs(10, lead_ep.next_incoming())
+        .await
+        .expect("an INVITE");
+    // Nobody free when the person answers: the agent takes a break.
+    dialer.agent_status(&s.tenant, &a.id, "break").await;
+    let number = switchboard_sim::user_part(&incoming.request_uri).to_owned();
+    let lead_stream = media
+        .open_stream(StreamConfig {
+            source: Some(Box::new(LoopingClip::times(
+                switchboard_media::runtime::Clip::from_pcm(&switchboard_sim::audio::hello(5)),
+                1,
+            ))),
+            ..StreamConfig::new(switchboard_media::g711::Law::Mu)
+        })
+        .unwrap();
+    let local = LocalMedia::new("127.0.0.1", lead_stream.local_addr().port(), 9);
+    let answer = local.answer(incoming.offer.as_ref().unwrap(), 1).unwrap();
+    lead_stream
+        .set_remote(SocketAddr::new(
+            answer.media.remote_address.parse().unwrap(),
+            answer.media.remote_port,
+        ))
+        .unwrap();
+    incoming.accept(&answer.sdp).unwrap();
+    // Verdict (~1 s) + 2 s without an agent, then the message: press 9 a few times while it plays.
+    tokio::time::sleep(Duration::from_millis(3800)).await;
+    for _ in 0..6 {
+        lead_stream
+            .send_dtmf('9', Duration::from_millis(160))
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let mut opted = false;
+    for _ in 0..100 {
+        if s.store.is_dnc(&s.tenant, &number).await.unwrap() {
+            opted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(opted, "{number} joined the DNC list");
+    let (leads, _) = s
+        .store
+        .leads(
+            &s.tenant,
+            &LeadFilter {
+                campaign_id: s.campaign.clone(),
+                limit: Some(100),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let lead = leads.iter().find(|l| l.phone_normalized == number).unwrap();
+    for _ in 0..50 {
+        if s.store.lead(&s.tenant, &lead.id).await.unwrap().status == "dnc" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let l = s.store.lead(&s.tenant, &lead.id).await.unwrap();
+    assert_eq!(
+        (l.status.as_str(), l.last_disposition.as_deref()),
+        ("dnc", Some("dnc"))
+    );
+    s.store
+        .pause_campaign(&s.tenant, &s.campaign)
+        .await
+        .unwrap();
+    dialer.shutdown().await;
+    phones.shutdown().await;
+    media.shutdown();
+}
+
+async fn timeout_secs<T>(secs: u64, f: impl std::future::Future<Output = Option<T>>) -> Option<T> {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .ok()
+        .flatten()
+}

@@ -50,6 +50,8 @@ pub enum EngineWrite {
         step: NextStep,
         at: DateTime<Utc>,
     },
+    /// The lead asked not to be called again: `dnc`, whatever its state.
+    LeadDnc { tenant_id: String, lead_id: String },
     /// A call of the campaign connected a person to an agent.
     CampaignCompleted {
         tenant_id: String,
@@ -210,6 +212,17 @@ impl Store {
                         .bind(status)
                         .bind(next)
                         .bind(status == "dnc" && disposition == "dnc")
+                        .bind(now)
+                        .bind(tenant_id)
+                        .bind(lead_id)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    EngineWrite::LeadDnc { tenant_id, lead_id } => {
+                        sqlx::query(
+                            "UPDATE leads SET status = 'dnc', do_not_call = TRUE, last_disposition = 'dnc', next_call_at = NULL, updated_at = $1 \
+                             WHERE tenant_id = $2 AND id = $3",
+                        )
                         .bind(now)
                         .bind(tenant_id)
                         .bind(lead_id)

@@ -296,6 +296,12 @@ impl CallJob {
                                 Some(a)
                             }
                         }
+                        Some(MediaSignal::Dtmf(key)) => {
+                            if key == OPT_OUT_KEY && fsm.phase() == Phase::Abandoning {
+                                self.opt_out();
+                            }
+                            None
+                        }
                         Some(MediaSignal::Quality(q)) => {
                             live.quality = Some(q);
                             if let Some(s) = live.quality.as_ref() {
@@ -429,6 +435,38 @@ impl CallJob {
             .call(cfg)
             .await
             .map_err(|e| format!("cannot place the call: {e}"))
+    }
+
+    /// The lead pressed the opt-out key during the abandon message: the number joins the
+    /// tenant's DNC list and the lead ends as `dnc`.
+    fn opt_out(&self) {
+        let store = self.inner.store.clone();
+        let (tenant, phone) = (
+            self.ctx.tenant_id.clone(),
+            self.lead.phone_normalized.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = store
+                .add_dnc(
+                    &tenant,
+                    &phone,
+                    Some("opted out during the abandon message"),
+                    None,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "opt-out not recorded");
+            }
+        });
+        self.inner.writer.push(EngineWrite::LeadDnc {
+            tenant_id: self.ctx.tenant_id.clone(),
+            lead_id: self.lead.id.clone(),
+        });
+        self.write(CallPatch {
+            outcome: Some("opted out (DNC)".into()),
+            ..Default::default()
+        });
+        self.emit("dncOptOut", None, json!({}));
     }
 
     fn amd_event(&self, by: AnsweredBy) {
@@ -834,6 +872,9 @@ impl CallJob {
         self.inner.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     }
 }
+
+/// The key the abandon message offers for opting out.
+const OPT_OUT_KEY: char = '9';
 
 fn clip_len(frames: usize) -> Duration {
     Duration::from_millis(frames as u64 * 20 + 200)

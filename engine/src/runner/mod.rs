@@ -120,7 +120,10 @@ impl TrunkProvider for StoreTrunks {
         ids: &'a [String],
     ) -> Pin<Box<dyn Future<Output = Result<Vec<DialTrunkConfig>>> + Send + 'a>> {
         Box::pin(async move {
-            let rows = self.store.dial_trunks(tenant_id, ids, &self.secrets).await?;
+            let rows = self
+                .store
+                .dial_trunks(tenant_id, ids, &self.secrets)
+                .await?;
             if rows.is_empty() {
                 return Ok(self.fallback.clone());
             }

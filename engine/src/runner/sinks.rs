@@ -17,6 +17,8 @@ pub(crate) enum MediaSignal {
     MachineEarly,
     Verdict(Verdict),
     Quality(QualityReport),
+    /// A DTMF key pressed by the lead.
+    Dtmf(char),
 }
 
 pub(crate) struct LeadSink {
@@ -76,9 +78,23 @@ impl FrameSink for LeadSink {
         }
     }
 
+    fn on_close(&mut self) {
+        if let Some(n) = self.next.as_mut() {
+            n.on_close();
+        }
+    }
+
     fn on_event(&mut self, event: &SessionEvent) {
-        if let SessionEvent::Quality(q) = event {
-            let _ = self.tx.send(MediaSignal::Quality(*q));
+        match event {
+            SessionEvent::Quality(q) => {
+                let _ = self.tx.send(MediaSignal::Quality(*q));
+            }
+            SessionEvent::Dtmf(d) => {
+                if let Some(c) = d.digit {
+                    let _ = self.tx.send(MediaSignal::Dtmf(c));
+                }
+            }
+            _ => {}
         }
         if let Some(n) = self.next.as_mut() {
             n.on_event(event);
