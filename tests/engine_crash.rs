@@ -176,7 +176,7 @@ async fn kill_minus_nine_loses_nothing_and_breaks_no_rule() {
         .create_campaign(
             &t.id,
             serde_json::from_value::<CampaignInput>(json!({
-                "name": "Crash", "caller_id": "+14155550000", "dial_mode": "progressive", "amd_enabled": true,
+                "name": "Crash", "caller_id": "+14155550000", "dial_mode": "progressive", "amd_enabled": true, "record_calls": true,
                 "retry_policy": {"max_attempts": MAX_ATTEMPTS, "delay_minutes": 1, "retry_on_no_answer": true, "retry_on_busy": true, "retry_on_voicemail": true}
             }))
             .unwrap(),
@@ -329,6 +329,21 @@ async fn kill_minus_nine_loses_nothing_and_breaks_no_rule() {
         for (start, _) in &spans {
             let h = start.with_timezone(&tz).hour();
             assert!((8..21).contains(&h), "call at {h}:00 local");
+        }
+    }
+    // Recordings cut by the kills were repaired when the next engine started: nothing is
+    // left to repair, and every linked recording reads back as stereo.
+    let left = switchboard_recordings::repair_dir(&dir.join("recordings")).unwrap();
+    assert!(
+        left.repaired.is_empty() && left.failed.is_empty(),
+        "{left:?}"
+    );
+    for call in &calls {
+        let row = store.call_row(&t.id, &call.id).await.unwrap();
+        if let Some(key) = row.recording_path {
+            let wav =
+                switchboard_recordings::read_pcm16(&dir.join("recordings").join(key)).unwrap();
+            assert_eq!(wav.channels, 2);
         }
     }
     assert_eq!(

@@ -409,6 +409,21 @@ impl Dialer {
         trunks: Arc<dyn TrunkProvider>,
         cfg: DialerConfig,
     ) -> Result<Dialer> {
+        // Recordings a crash left with stale WAV headers are repaired before anything records.
+        let dir = cfg.recordings_dir.clone();
+        match tokio::task::spawn_blocking(move || switchboard_recordings::repair_dir(&dir)).await {
+            Ok(Ok(r)) => {
+                if !r.repaired.is_empty() || !r.failed.is_empty() {
+                    tracing::warn!(
+                        repaired = r.repaired.len(),
+                        failed = r.failed.len(),
+                        "recordings repaired after an unclean stop"
+                    );
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "recording repair pass failed"),
+            Err(e) => tracing::warn!(error = %e, "recording repair pass panicked"),
+        }
         let rec = store.recover_interrupted().await?;
         if rec != Default::default() {
             tracing::warn!(
