@@ -202,6 +202,10 @@ impl Store {
         if let Some(cf) = u.custom_fields {
             lead.custom_fields = Json(cf);
         }
+        // Only what the body changes is written: the status belongs to the engine while it
+        // dials the lead, and a stale copy must never undo its `queued` / `calling`.
+        let status_given = u.status.is_some();
+        let flag_given = u.do_not_call;
         if let Some(s) = u.status {
             if ["pending", "completed", "failed", "dnc"].contains(&s.as_str()) {
                 lead.status = s;
@@ -231,8 +235,11 @@ impl Store {
         lead.updated_at = now();
         let res = on_pool!(self, p => sqlx::query(
             "UPDATE leads SET phone = $3, phone_normalized = $4, first_name = $5, last_name = $6, email = $7, timezone = $8, \
-             lead_type = $9, priority = $10, priority_rank = $11, custom_fields = $12, notes = $13, status = $14, do_not_call = $15, updated_at = $16 \
-             WHERE tenant_id = $1 AND id = $2",
+             lead_type = $9, priority = $10, priority_rank = $11, custom_fields = $12, notes = $13, \
+             status = CASE WHEN $17 THEN $14 ELSE status END, do_not_call = CASE WHEN $18 THEN $15 ELSE do_not_call END, updated_at = $16 \
+             WHERE tenant_id = $1 AND id = $2 AND ($19 = FALSE OR (status NOT IN ('queued', 'calling') AND NOT EXISTS ( \
+             SELECT 1 FROM calls c WHERE c.tenant_id = leads.tenant_id AND c.lead_id = leads.id AND c.deleted_at IS NULL \
+             AND c.status IN ('initiated', 'queued', 'ringing', 'answered', 'in-progress'))))",
         )
         .bind(tenant_id)
         .bind(id)
@@ -250,11 +257,17 @@ impl Store {
         .bind(&lead.status)
         .bind(lead.do_not_call)
         .bind(lead.updated_at)
+        .bind(status_given || flag_given == Some(true))
+        .bind(flag_given.is_some())
+        .bind(status_given)
         .execute(p)
         .await
         .map(|r| r.rows_affected()));
         match res {
-            Ok(_) => Ok(lead),
+            Ok(0) => Err(Error::conflict(
+                "the lead is being dialled: change its status when the call has ended",
+            )),
+            Ok(_) => self.lead(tenant_id, id).await,
             Err(e) if crate::tenancy::is_unique_violation(&e) => Err(Error::conflict(
                 "another lead of this campaign has this phone number",
             )),

@@ -120,10 +120,11 @@ impl Store {
         Ok(())
     }
 
-    /// Puts claimed but undialled leads back (a paused campaign, a restart).
+    /// Puts claimed but undialled leads back (a paused campaign). Leads being called stay
+    /// `calling`: freeing one would let it be dialled again while its call is up.
     pub async fn release_queued(&self, tenant_id: &str, campaign_id: &str) -> Result<u64> {
         Ok(
-            on_pool!(self, p => sqlx::query("UPDATE leads SET status = 'pending', updated_at = $1 WHERE tenant_id = $2 AND campaign_id = $3 AND status IN ('queued', 'calling')")
+            on_pool!(self, p => sqlx::query("UPDATE leads SET status = 'pending', updated_at = $1 WHERE tenant_id = $2 AND campaign_id = $3 AND status = 'queued'")
             .bind(store_now())
             .bind(tenant_id)
             .bind(campaign_id)
