@@ -356,6 +356,27 @@ impl Store {
         Ok((live.max(0) as u64, ab.max(0) as u64))
     }
 
+    /// Pending leads with no attempts left (set back to pending by hand) can never be dialled:
+    /// marked `failed` so the campaign can complete.
+    pub async fn sweep_exhausted_leads(
+        &self,
+        tenant_id: &str,
+        campaign_id: &str,
+        max_attempts: i64,
+    ) -> Result<u64> {
+        Ok(on_pool!(self, p => sqlx::query(
+            "UPDATE leads SET status = 'failed', updated_at = $1 \
+             WHERE tenant_id = $2 AND campaign_id = $3 AND status = 'pending' AND call_attempts >= $4",
+        )
+        .bind(store_now())
+        .bind(tenant_id)
+        .bind(campaign_id)
+        .bind(max_attempts)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?)
+    }
+
     /// Leads of a campaign still to be tried (pending, including future retries) or in progress.
     pub async fn leads_left(&self, tenant_id: &str, campaign_id: &str) -> Result<i64> {
         Ok(on_pool!(self, p => sqlx::query_scalar::<_, i64>(

@@ -747,6 +747,22 @@ impl Dialer {
         };
         let lead = inner.store.lead(tenant_id, &lead_id).await?;
         let campaign = inner.store.campaign(tenant_id, &lead.campaign_id).await?;
+        let now = Utc::now();
+        let window = crate::dialer::hours::CallingWindow::from_strings(
+            &campaign.calling_hours_start,
+            &campaign.calling_hours_end,
+        );
+        if !window.allows(now, crate::dialer::hopper::lead_zone(&lead, &campaign)) {
+            return Err(crate::Error::conflict(
+                "outside calling hours in the lead's time zone",
+            ));
+        }
+        if let Some(due) = lead.next_call_at.filter(|t| *t > now) {
+            return Err(crate::Error::conflict(format!(
+                "the lead may not be called again before {}",
+                due.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            )));
+        }
         if inner
             .store
             .is_dnc(tenant_id, &lead.phone_normalized)
@@ -1069,6 +1085,11 @@ async fn maybe_complete(inner: &Inner, ctx: &CampaignCtx) {
         return;
     }
     let _ = inner.store.sweep_dnc_leads(&ctx.tenant_id, &ctx.id).await;
+    let max = ctx.campaign().retry_policy.max_attempts;
+    let _ = inner
+        .store
+        .sweep_exhausted_leads(&ctx.tenant_id, &ctx.id, max)
+        .await;
     if let Ok(0) = inner.store.leads_left(&ctx.tenant_id, &ctx.id).await {
         if inner
             .store
