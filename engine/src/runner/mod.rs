@@ -835,6 +835,7 @@ impl Dialer {
             started_at: row.start_time.unwrap_or_else(store_now),
             call_clock: tokio::time::Instant::now(),
             preassigned: Some(reserved),
+            booked: AtomicBool::new(false),
         };
         inner.call_tasks.lock().await.spawn(job.run());
         Ok(())
@@ -1247,6 +1248,7 @@ async fn start_attempt(
         started_at: row.start_time.unwrap_or_else(store_now),
         call_clock: tokio::time::Instant::now(),
         preassigned: None,
+        booked: AtomicBool::new(false),
     };
     inner.call_tasks.lock().await.spawn(job.run());
 }
