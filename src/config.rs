@@ -2,6 +2,7 @@
 //! Every setting has one name: `data_dir` in the file, `SWITCHBOARD_DATA_DIR` in the
 //! environment, `--data-dir` on the command line.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
@@ -32,6 +33,9 @@ pub struct FileConfig {
     pub s3_access_key_id: Option<String>,
     pub s3_secret_access_key: Option<String>,
     pub s3_allow_http: Option<bool>,
+    pub sip_bind: Option<String>,
+    pub sip_public_addr: Option<String>,
+    pub secret_key: Option<String>,
 }
 
 /// Flags shared by every command that opens the database; each also reads its
@@ -104,6 +108,16 @@ pub struct ServeArgs {
     /// Allow plain http to the S3 endpoint (local servers) [default: false].
     #[arg(long, env = "SWITCHBOARD_S3_ALLOW_HTTP")]
     pub s3_allow_http: Option<bool>,
+    /// SIP (UDP and TCP) listen address, or `off` for no SIP [default: 0.0.0.0:5060].
+    #[arg(long, env = "SWITCHBOARD_SIP_BIND")]
+    pub sip_bind: Option<String>,
+    /// Address (IP or IP:port) put in Via and Contact [default: the bind address; for a
+    /// wildcard bind, the local address of the default route].
+    #[arg(long, env = "SWITCHBOARD_SIP_PUBLIC_ADDR")]
+    pub sip_public_addr: Option<String>,
+    /// 64 hex digits sealing stored SIP passwords [default: generated into <data_dir>/secret_key].
+    #[arg(long, env = "SWITCHBOARD_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
 }
 
 /// Resolved settings.
@@ -124,6 +138,10 @@ pub struct Settings {
     pub log_format: String,
     pub recording_max_bytes: u64,
     pub recordings: switchboard_recordings::StorageConfig,
+    /// `None`: SIP is off.
+    pub sip_bind: Option<SocketAddr>,
+    pub sip_public_addr: Option<SocketAddr>,
+    pub secret_key: Option<String>,
 }
 
 /// Reads the file (if any) and merges flags/environment over it.
@@ -191,7 +209,27 @@ pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> Result<Settings> {
             })
         }
     };
+    let sip_bind = match serve
+        .sip_bind
+        .clone()
+        .or(file.sip_bind)
+        .unwrap_or_else(|| "0.0.0.0:5060".into())
+        .trim()
+    {
+        "off" | "" => None,
+        v => Some(v.parse::<SocketAddr>().with_context(|| {
+            format!("sip_bind {v:?} must be IP:port (e.g. 0.0.0.0:5060) or off")
+        })?),
+    };
+    let sip_public_addr = match serve.sip_public_addr.clone().or(file.sip_public_addr) {
+        None => None,
+        Some(v) => Some(parse_public_addr(&v, sip_bind)?),
+    };
+    let secret_key = serve.secret_key.clone().or(file.secret_key);
     Ok(Settings {
+        sip_bind,
+        sip_public_addr,
+        secret_key,
         recording_max_bytes: serve
             .recording_max_bytes
             .or(file.recording_max_bytes)
@@ -236,6 +274,56 @@ pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> Result<Settings> {
         allow_signup: serve.allow_signup.or(file.allow_signup).unwrap_or(true),
         log_format,
     })
+}
+
+/// `IP:port`, or an IP that takes the bind port.
+fn parse_public_addr(v: &str, bind: Option<SocketAddr>) -> Result<SocketAddr> {
+    let v = v.trim();
+    if let Ok(a) = v.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    match v
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+    {
+        Ok(ip) => Ok(SocketAddr::new(ip, bind.map_or(5060, |b| b.port()))),
+        Err(_) => bail!("sip_public_addr {v:?} must be an IP address or IP:port"),
+    }
+}
+
+/// The key sealing stored SIP passwords: the configured one, else `<data_dir>/secret_key`
+/// (generated there, owner-only, on first start). Losing it loses the stored passwords.
+pub fn secret_box(settings: &Settings) -> Result<switchboard_engine::telephony::SecretBox> {
+    use switchboard_engine::telephony::SecretBox;
+    match &settings.secret_key {
+        Some(hex) => SecretBox::from_hex(hex).context("secret_key"),
+        None => {
+            let path = settings.data_dir.join("secret_key");
+            SecretBox::load_or_create(&path)
+                .with_context(|| format!("secret key in {}", path.display()))
+        }
+    }
+}
+
+/// The SIP endpoint's settings: bind, and the address advertised in Via and Contact (the
+/// configured one; for a wildcard bind, the local address the OS would use for the default
+/// route, found with an unconnected-then-connected UDP socket that sends nothing).
+pub fn sip_endpoint(settings: &Settings) -> Option<switchboard_engine::telephony::EndpointConfig> {
+    let bind = settings.sip_bind?;
+    let mut config = switchboard_engine::telephony::EndpointConfig::new(bind);
+    config.advertised = settings.sip_public_addr.or_else(|| {
+        if !bind.ip().is_unspecified() {
+            return None;
+        }
+        let probe = std::net::UdpSocket::bind((bind.ip(), 0)).ok()?;
+        // A documentation address (RFC 5737): connect() only picks the route; nothing is sent.
+        probe.connect(("192.0.2.1", 5060)).ok()?;
+        let ip = probe.local_addr().ok()?.ip();
+        tracing::warn!(%ip, "sip_bind is a wildcard and sip_public_addr is not set: advertising the default route's address");
+        Some(SocketAddr::new(ip, bind.port()))
+    });
+    Some(config)
 }
 
 fn default_db_url(data_dir: &Path) -> String {
@@ -319,6 +407,65 @@ mod tests {
         std::fs::write(&file, "htp = 1\n").unwrap();
         let err = resolve(&common, &ServeArgs::default()).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn sip_bind_public_addr_and_secret_key() {
+        let s = resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(s.sip_bind, Some("0.0.0.0:5060".parse().unwrap()));
+        let serve = |bind: &str, public: Option<&str>| ServeArgs {
+            sip_bind: Some(bind.into()),
+            sip_public_addr: public.map(Into::into),
+            ..Default::default()
+        };
+        let s = resolve(&CommonArgs::default(), &serve("off", None)).unwrap();
+        assert_eq!(s.sip_bind, None);
+        assert!(sip_endpoint(&s).is_none());
+        let s = resolve(
+            &CommonArgs::default(),
+            &serve("127.0.0.1:5070", Some("127.0.0.9")),
+        )
+        .unwrap();
+        let ep = sip_endpoint(&s).unwrap();
+        assert_eq!(ep.bind, "127.0.0.1:5070".parse().unwrap());
+        assert_eq!(ep.advertised, Some("127.0.0.9:5070".parse().unwrap()));
+        let s = resolve(&CommonArgs::default(), &serve("127.0.0.1:5070", None)).unwrap();
+        assert_eq!(
+            sip_endpoint(&s).unwrap().advertised,
+            None,
+            "a concrete bind advertises itself"
+        );
+        for bad in [
+            serve("5060", None),
+            serve("0.0.0.0:5060", Some("sip.example.com")),
+        ] {
+            assert!(resolve(&CommonArgs::default(), &bad).is_err());
+        }
+
+        let dir = std::env::temp_dir().join(format!("sb-secret-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut s = resolve(
+            &CommonArgs {
+                data_dir: Some(dir.clone()),
+                ..Default::default()
+            },
+            &ServeArgs::default(),
+        )
+        .unwrap();
+        let sealed = secret_box(&s).unwrap().seal("c", "pw");
+        assert_eq!(
+            secret_box(&s).unwrap().open("c", &sealed).unwrap(),
+            "pw",
+            "the generated key is kept"
+        );
+        s.secret_key = Some("ab".repeat(32));
+        assert!(
+            secret_box(&s).unwrap().open("c", &sealed).is_err(),
+            "a configured key wins"
+        );
+        s.secret_key = Some("short".into());
+        assert!(secret_box(&s).is_err());
         std::fs::remove_dir_all(&dir).ok();
     }
 

@@ -359,6 +359,17 @@ fn http_app(
     events: switchboard_engine::events::EventBus,
     dialer: Option<switchboard_engine::runner::Dialer>,
 ) -> Result<(axum::Router, AppState)> {
+    http_app_with(settings, store, events, dialer, None)
+}
+
+/// [`http_app`] with the telephony service behind `/api/sip/*`.
+fn http_app_with(
+    settings: &Settings,
+    store: Store,
+    events: switchboard_engine::events::EventBus,
+    dialer: Option<switchboard_engine::runner::Dialer>,
+    telephony: Option<std::sync::Arc<switchboard_engine::telephony::Telephony>>,
+) -> Result<(axum::Router, AppState)> {
     let secret = config::jwt_secret(settings)?;
     let mut api = ApiConfig::new(secret, settings.data_dir.join("spool"));
     api.token_ttl = Duration::from_secs(settings.token_ttl_hours * 3600);
@@ -372,9 +383,12 @@ fn http_app(
     api.recording_max_bytes = settings.recording_max_bytes;
     let recordings = switchboard_recordings::RecordingStore::new(&settings.recordings)
         .context("opening recording storage")?;
-    let api_state = AppState::new(store.clone(), api)
+    let mut api_state = AppState::new(store.clone(), api)
         .with_events(events.clone())
         .with_recordings(recordings);
+    if let Some(t) = telephony {
+        api_state = api_state.with_telephony(t);
+    }
     let verifier_state = api_state.clone();
     let verify: switchboard_ws::Verifier = std::sync::Arc::new(move |token: &str| {
         verifier_state
@@ -409,7 +423,8 @@ fn http_app(
 async fn serve(settings: Settings) -> Result<()> {
     let store = open_store(&settings).await?;
     let events = switchboard_engine::events::EventBus::default();
-    let (app, _state) = http_app(&settings, store.clone(), events, None)?;
+    let telephony = start_telephony(&settings, &store, &events).await?;
+    let (app, _state) = http_app_with(&settings, store.clone(), events, None, telephony.clone())?;
     let listener = tokio::net::TcpListener::bind(&settings.http)
         .await
         .with_context(|| format!("binding HTTP on {}", settings.http))?;
@@ -427,9 +442,43 @@ async fn serve(settings: Settings) -> Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving HTTP")?;
+    if let Some(t) = telephony {
+        tracing::info!("shutting down: unregistering SIP trunks");
+        t.shutdown().await;
+    }
     tracing::info!("shutting down: closing the database");
     store.close().await;
     Ok(())
+}
+
+/// The SIP side: `None` when `sip_bind` is off, or (logged) when the port cannot be bound, so
+/// the API still serves (its `/api/sip/*` routes then answer 503). A bad secret key stops
+/// the start.
+async fn start_telephony(
+    settings: &Settings,
+    store: &Store,
+    events: &switchboard_engine::events::EventBus,
+) -> Result<Option<std::sync::Arc<switchboard_engine::telephony::Telephony>>> {
+    let Some(endpoint) = config::sip_endpoint(settings) else {
+        tracing::info!("sip_bind is off: no SIP telephony");
+        return Ok(None);
+    };
+    let secrets = config::secret_box(settings)?;
+    let bind = endpoint.bind;
+    match switchboard_engine::telephony::Telephony::start(
+        store.clone(),
+        events.clone(),
+        secrets,
+        endpoint,
+    )
+    .await
+    {
+        Ok(t) => Ok(Some(t)),
+        Err(e) => {
+            tracing::error!(%bind, error = %e, "SIP telephony not started: /api/sip/* answers 503");
+            Ok(None)
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -101,6 +101,9 @@ pub struct AppState {
     pub http_metrics: Arc<metrics::HttpMetrics>,
     /// More exposition text for `/metrics` (the binary adds the WebSocket hub's).
     pub extra_metrics: ExtraMetrics,
+    /// The SIP side (trunk registrations, OPTIONS tests); `None` when not running, and the
+    /// `/api/sip/*` routes that need it answer 503.
+    pub telephony: Option<Arc<switchboard_engine::telephony::Telephony>>,
 }
 
 /// A renderer of more Prometheus text.
@@ -140,6 +143,7 @@ impl AppState {
             started: Instant::now(),
             http_metrics: Arc::new(metrics::HttpMetrics::default()),
             extra_metrics: ExtraMetrics::default(),
+            telephony: None,
         }
     }
 }
@@ -160,6 +164,15 @@ impl AppState {
     /// Shares an event bus (the binary gives the API and the WebSocket hub the same one).
     pub fn with_events(mut self, events: EventBus) -> Self {
         self.events = events;
+        self
+    }
+
+    /// Serves `/api/sip/*` through this telephony service.
+    pub fn with_telephony(
+        mut self,
+        telephony: Arc<switchboard_engine::telephony::Telephony>,
+    ) -> Self {
+        self.telephony = Some(telephony);
         self
     }
 

@@ -26,6 +26,7 @@ use crate::AppState;
         (name = "recordings", description = "Recording files: upload, metadata, ranged and signed downloads"),
         (name = "voice-calls", description = "The voice-calls spec: its own shapes, no envelope; errors are {message, error}"),
         (name = "audit", description = "Who changed what"),
+        (name = "sip", description = "SIP trunks: configuration (sealed passwords), registration status, OPTIONS tests, providers"),
         (name = "health", description = "Liveness"),
     )
 )]

@@ -541,6 +541,25 @@ fn routes(ids: &Ids) -> Vec<(Method, String, Option<Value>, &'static str)> {
             None,
             "supervisor",
         ),
+        // SIP trunks (without a telephony service the allowed roles get 503, after the
+        // token and role checks).
+        (
+            Method::POST,
+            "/api/sip/configure".into(),
+            Some(json!({"server": "sip.example.com", "register": false})),
+            "admin",
+        ),
+        (Method::GET, "/api/sip/settings".into(), None, "supervisor"),
+        (Method::POST, "/api/sip/test".into(), None, "admin"),
+        (Method::GET, "/api/sip/status".into(), None, "supervisor"),
+        (Method::POST, "/api/sip/register".into(), None, "admin"),
+        (Method::GET, "/api/sip/providers".into(), None, "supervisor"),
+        (
+            Method::DELETE,
+            format!("/api/sip/trunks/{}", uuid::Uuid::now_v7()),
+            None,
+            "admin",
+        ),
     ]
 }
 
@@ -672,6 +691,7 @@ async fn every_route_checks_token_tenant_and_role() {
             "POST /api/auth/login",
             "GET /api/health",
             "GET /api/health/monitoring",
+            "GET /api/health/sip",
             // Signed links carry their own authorization (tested with the recordings).
             "GET /api/recordings/{}/download",
         ]

@@ -15,6 +15,7 @@ pub mod health;
 pub mod leads;
 pub mod monitoring;
 pub mod recordings;
+pub mod sip;
 pub mod voice_calls;
 
 use serde::Serialize;
@@ -89,6 +90,14 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(health::health))
         .routes(routes!(monitoring::realtime))
         .routes(routes!(monitoring::monitoring))
+        .routes(routes!(sip::configure))
+        .routes(routes!(sip::settings))
+        .routes(routes!(sip::test))
+        .routes(routes!(sip::status))
+        .routes(routes!(sip::register))
+        .routes(routes!(sip::providers))
+        .routes(routes!(sip::delete_trunk))
+        .routes(routes!(sip::health))
 }
 
 /// Offset pagination of a list.

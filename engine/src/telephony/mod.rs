@@ -24,9 +24,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_sip::endpoint::{
-    Endpoint, EndpointConfig, IncomingCalls, RegistrationHandle, TrunkConfig,
-};
+use switchboard_sip::endpoint::{Endpoint, IncomingCalls, RegistrationHandle, TrunkConfig};
 use switchboard_sip::{AuthCredentials, RegistrationEvent, RegistrationStatus};
 use tokio::sync::{oneshot, watch};
 
@@ -35,6 +33,8 @@ use crate::store::Store;
 use crate::{Error, Result};
 
 pub use secrets::SecretBox;
+/// Re-exported so the binary and tests configure the endpoint without naming the sip crate.
+pub use switchboard_sip::endpoint::EndpointConfig;
 pub use trunks::{preview_trunk, provider, DialTrunk, Provider, Trunk, TrunkInput, PROVIDERS};
 
 /// Knobs of the service (defaults suit production; tests shorten the waits).
@@ -375,7 +375,7 @@ impl Telephony {
             next_generation: std::sync::atomic::AtomicU64::new(1),
             incoming: Mutex::new(Some(handover_tx)),
         });
-        tracing::info!(addr = %t.endpoint.local_addr(), trunks = trunks.len(), "SIP endpoint listening; registering trunks");
+        tracing::info!(sip = %t.endpoint.local_addr(), trunks = trunks.len(), "SIP endpoint listening; registering trunks");
         for dt in trunks {
             t.start_registration(dt).await;
         }
@@ -521,7 +521,7 @@ impl Telephony {
     }
 
     /// Registers a trunk anew now (`POST /api/sip/register`) and waits (bounded) for the
-    /// first outcome; its status then.
+    /// first outcome; its status then. A disabled or non-registering trunk is a conflict.
     pub async fn reregister(&self, tenant_id: &str, trunk_id: &str) -> Result<TrunkStatus> {
         let trunk = self.store.trunk(tenant_id, trunk_id).await?;
         if !trunk.enabled {
@@ -532,15 +532,45 @@ impl Telephony {
                 "the trunk does not register (register is false: IP-authenticated)",
             ));
         }
+        let mut statuses = self.reregister_trunks(tenant_id, vec![trunk]).await?;
+        Ok(statuses.remove(0))
+    }
+
+    /// Registers every enabled, registering trunk of the tenant anew (all at once) and waits
+    /// (bounded) for their first outcomes; their statuses then, in failover order.
+    pub async fn reregister_all(&self, tenant_id: &str) -> Result<Vec<TrunkStatus>> {
+        let trunks = self
+            .store
+            .trunks(tenant_id)
+            .await?
+            .into_iter()
+            .filter(|t| t.enabled && t.register)
+            .collect();
+        self.reregister_trunks(tenant_id, trunks).await
+    }
+
+    async fn reregister_trunks(
+        &self,
+        tenant_id: &str,
+        trunks: Vec<Trunk>,
+    ) -> Result<Vec<TrunkStatus>> {
         let mut version = self.shared.version.subscribe();
         {
             let _op = self.ops.lock().await;
-            self.apply_locked(tenant_id, trunk_id).await?;
+            for t in &trunks {
+                self.apply_locked(tenant_id, &t.id).await?;
+            }
         }
         let deadline = tokio::time::Instant::now() + self.options.register_wait;
         loop {
-            let state = self.shared.lock().get(trunk_id).map(|l| l.state);
-            if state != Some(RegState::Registering) {
+            let pending = {
+                let live = self.shared.lock();
+                trunks.iter().any(|t| {
+                    live.get(&t.id)
+                        .is_some_and(|l| l.state == RegState::Registering)
+                })
+            };
+            if !pending {
                 break;
             }
             match tokio::time::timeout_at(deadline, version.changed()).await {
@@ -548,6 +578,16 @@ impl Telephony {
                 _ => break,
             }
         }
+        let live = self.shared.lock();
+        Ok(trunks
+            .iter()
+            .map(|t| status_for(t, live.get(&t.id)))
+            .collect())
+    }
+
+    /// The registration status of one of the tenant's trunks.
+    pub async fn trunk_status(&self, tenant_id: &str, trunk_id: &str) -> Result<TrunkStatus> {
+        let trunk = self.store.trunk(tenant_id, trunk_id).await?;
         self.status_of(&trunk)
     }
 
