@@ -230,6 +230,12 @@ impl Carrier {
         self.shared.book.calls()
     }
 
+    /// Hangs up the answered calls to `number` now (BYE), as if the person hung up; returns
+    /// how many live calls were asked. A call still ringing hangs up as soon as it answers.
+    pub fn hangup(&self, number: &str) -> usize {
+        self.shared.book.hangup(number)
+    }
+
     /// Every call as it finishes (a lagging receiver skips calls).
     pub fn subscribe(&self) -> broadcast::Receiver<SimCall> {
         self.shared.book.subscribe()

@@ -417,3 +417,24 @@ async fn shutdown_hangs_up_live_calls() {
         .expect("a finished call");
     assert_eq!(call.ended_by, Some(EndedBy::Sim));
 }
+
+#[tokio::test]
+async fn hangup_on_demand_sends_bye() {
+    let c = carrier(
+        Plan::always(Behavior::Human {
+            talk: Duration::from_secs(60),
+        }),
+        |_| {},
+    )
+    .await;
+    let caller = Caller::new().await;
+    let mut p = caller.call(&c.uri("+15550100005")).await;
+    p.answered().await;
+    assert_eq!(c.hangup("+15550100009"), 0, "no such call");
+    assert_eq!(c.hangup("+15550100005"), 1);
+    let (_, cause) = p.ended().await;
+    assert!(cause.by_remote);
+    let call = ended_call(&c).await;
+    assert_eq!(call.end_reason, Some("sim_bye"));
+    c.shutdown().await;
+}

@@ -276,7 +276,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
                     String::new,
                 );
                 ep.shutdown().await;
-                media.shutdown();
+                let _ = tokio::task::spawn_blocking(move || media.shutdown()).await;
                 return Err(Error::RegistrationFailed { failure });
             }
         }
