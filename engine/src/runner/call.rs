@@ -240,7 +240,6 @@ impl CallJob {
                         Some(CallEvent::Answered { media, .. }) => {
                             if let Some(a) = remote_addr(&media) { let _ = live.stream.set_remote(a); }
                             live.amd_active.store(true, Ordering::Relaxed);
-                            self.left_flight(&mut live);
                             Some(fsm.handle(Input::Answered, now))
                         }
                         Some(CallEvent::Ended(cause)) => {
@@ -656,6 +655,18 @@ impl CallJob {
                 None
             }
             Action::Phase(p) => {
+                // The call stops counting as "may need an agent" for the pacer once it has one,
+                // or is a machine, abandoned or over (not at the answer: AMD is still deciding).
+                if matches!(
+                    p,
+                    Phase::Talking
+                        | Phase::Voicemail
+                        | Phase::Abandoning
+                        | Phase::WrapUp
+                        | Phase::Done
+                ) {
+                    self.left_flight(live);
+                }
                 self.on_phase(p, fsm);
                 None
             }

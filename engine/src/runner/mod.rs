@@ -336,7 +336,7 @@ pub(crate) struct CampaignCtx {
     pub campaign: Mutex<Campaign>,
     pub pacer: Mutex<Pacer>,
     pub abandon: Mutex<AbandonWindow>,
-    /// Calls dialing or ringing.
+    /// Calls that may still need an agent: dialing, ringing, or answered and not yet decided.
     pub in_flight: AtomicU32,
     /// Calls not finished (any phase).
     pub active: AtomicU32,
@@ -900,6 +900,19 @@ impl Dialer {
             t.abort();
         }
         inner.writer.drain().await;
+        // Anything still open (a call that did not end within the grace period, an attempt
+        // begun as the shutdown started) is closed now as interrupted, as a restart would.
+        match inner.store.recover_interrupted().await {
+            Ok(r) if r != Default::default() => {
+                tracing::warn!(
+                    calls_closed = r.calls_closed,
+                    leads_requeued = r.leads_requeued,
+                    "closed calls left open at shutdown"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "closing calls at shutdown failed"),
+        }
     }
 }
 
@@ -1211,6 +1224,10 @@ async fn start_attempt(
         .join(" ");
     row.caller_name = (!name.is_empty()).then_some(name);
     row.start_time = Some(store_now());
+    if inner.stopping.load(Ordering::SeqCst) {
+        let _ = inner.store.release_claimed(&ctx.tenant_id, &ctx.id).await;
+        return;
+    }
     match inner.store.begin_attempt(c, &lead, &row).await {
         Ok(true) => {}
         Ok(false) => return,
