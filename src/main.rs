@@ -127,14 +127,15 @@ enum UserCommand {
     },
 }
 
-fn init_logging(format: &str, default: &str) {
+fn init_logging(format: &str, default: &str, to_stderr: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWITCHBOARD_LOG")
         .unwrap_or_else(|_| default.into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
+    match (format == "json", to_stderr) {
+        (true, true) => builder.json().with_writer(std::io::stderr).init(),
+        (true, false) => builder.json().init(),
+        (false, true) => builder.with_writer(std::io::stderr).init(),
+        (false, false) => builder.init(),
     }
 }
 
@@ -192,7 +193,12 @@ async fn main() -> Result<()> {
     } else {
         "info,sqlx=warn"
     };
-    init_logging(&settings.log_format, default_log);
+    // The demo's stdout is its own output (JSON lines with --json): logs go to stderr.
+    init_logging(
+        &settings.log_format,
+        default_log,
+        matches!(cli.command, Command::Demo(_)),
+    );
     match cli.command {
         Command::Serve(_) => serve(settings).await,
         Command::Migrate => {
