@@ -13,6 +13,7 @@
 
 mod ids;
 mod options;
+mod registrar;
 mod task;
 
 use std::net::SocketAddr;
@@ -33,6 +34,7 @@ use crate::sdp::{LocalMedia, Negotiated, SessionDescription};
 use crate::timer::TimerConfig;
 pub use crate::transport::Transport;
 pub use options::OptionsResult;
+pub use registrar::{PasswordLookup, Registrar, RegistrarConfig, MAX_NONCES, NONCE_LIFETIME};
 
 /// Where and how the endpoint listens.
 #[derive(Debug, Clone)]
@@ -224,6 +226,8 @@ pub struct Endpoint {
     incoming: Option<mpsc::UnboundedReceiver<IncomingCall>>,
     stats: Arc<EndpointStats>,
     next_id: Arc<AtomicU64>,
+    /// Set by [`Endpoint::enable_registrar`].
+    registrar: std::sync::OnceLock<Arc<Registrar>>,
 }
 
 impl Endpoint {
@@ -278,6 +282,7 @@ impl Endpoint {
             incoming: Some(incoming),
             stats,
             next_id,
+            registrar: std::sync::OnceLock::new(),
         })
     }
 
@@ -338,6 +343,29 @@ impl Endpoint {
             events,
             commands: self.commands.clone(),
         })
+    }
+
+    /// Makes this endpoint the registrar of agent softphones (see [`Registrar`]): their
+    /// REGISTERs are answered by `registrar` (installed as the [`RequestHandler`], replacing
+    /// any other), and [`Endpoint::lookup_binding`] finds their contacts. Once per endpoint.
+    pub fn enable_registrar(&self, registrar: Arc<Registrar>) -> Result<()> {
+        if self.registrar.set(registrar.clone()).is_err() {
+            return Err(Error::InvalidState {
+                action: "enable a second registrar",
+                state: "registrar enabled",
+            });
+        }
+        let handler: RequestHandler =
+            Arc::new(move |req, _source| registrar.handle(req, std::time::Instant::now()));
+        self.set_request_handler(Some(handler))
+    }
+
+    /// The contact URI `user` registered with this endpoint's registrar, while it lasts
+    /// (`None` without a registrar).
+    pub fn lookup_binding(&self, user: &str) -> Option<String> {
+        self.registrar
+            .get()?
+            .lookup(user, std::time::Instant::now())
     }
 
     /// Installs (or with `None` removes) the [`RequestHandler`] offered each out-of-dialog
