@@ -395,6 +395,9 @@ fn http_app_with(
     if let Some(t) = telephony {
         api_state = api_state.with_telephony(t);
     }
+    if let Some(d) = &dialer {
+        api_state = api_state.with_dialer(d.clone());
+    }
     let verifier_state = api_state.clone();
     let verify: switchboard_ws::Verifier = std::sync::Arc::new(move |token: &str| {
         verifier_state
@@ -405,12 +408,8 @@ fn http_app_with(
                 role,
             })
     });
-    let ws_state = switchboard_ws::WsState::new(
-        store,
-        events,
-        verify,
-        switchboard_ws::WsConfig::default(),
-    );
+    let ws_state =
+        switchboard_ws::WsState::new(store, events, verify, switchboard_ws::WsConfig::default());
     let ws_stats = ws_state.stats.clone();
     let api_state = api_state.with_extra_metrics(std::sync::Arc::new(move || {
         let mut text = ws_stats.render();
@@ -430,7 +429,12 @@ async fn serve(settings: Settings) -> Result<()> {
     let store = open_store(&settings).await?;
     let events = switchboard_engine::events::EventBus::default();
     let telephony = start_telephony(&settings, &store, &events).await?;
-    let (app, _state) = http_app_with(&settings, store.clone(), events, None, telephony.clone())?;
+    let engine = match &telephony {
+        Some(t) => Some(start_engine(&settings, &store, &events, t).await?),
+        None => None,
+    };
+    let dialer = engine.as_ref().map(|(d, _)| d.clone());
+    let (app, _state) = http_app_with(&settings, store.clone(), events, dialer, telephony.clone())?;
     let listener = tokio::net::TcpListener::bind(&settings.http)
         .await
         .with_context(|| format!("binding HTTP on {}", settings.http))?;
@@ -448,6 +452,11 @@ async fn serve(settings: Settings) -> Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving HTTP")?;
+    if let Some((dialer, media)) = engine {
+        tracing::info!("shutting down: no new dials; answered calls get a grace period, then BYE");
+        dialer.shutdown().await;
+        let _ = tokio::task::spawn_blocking(move || media.shutdown()).await;
+    }
     if let Some(t) = telephony {
         tracing::info!("shutting down: unregistering SIP trunks");
         t.shutdown().await;
@@ -455,6 +464,56 @@ async fn serve(settings: Settings) -> Result<()> {
     tracing::info!("shutting down: closing the database");
     store.close().await;
     Ok(())
+}
+
+/// The dialing engine on the telephony service's SIP endpoint: a media runtime (RTP on the
+/// SIP address's IP, or the public address in SDP), trunks from the store, recordings under
+/// `<data_dir>/recordings`. Active campaigns resume; calls a crash left open are closed first.
+async fn start_engine(
+    settings: &Settings,
+    store: &Store,
+    events: &switchboard_engine::events::EventBus,
+    telephony: &std::sync::Arc<switchboard_engine::telephony::Telephony>,
+) -> Result<(
+    switchboard_engine::runner::Dialer,
+    switchboard_media::runtime::MediaHandle,
+)> {
+    use switchboard_engine::runner::{Dialer, DialerConfig, StoreTrunks};
+    let bind_ip = telephony.local_addr().ip();
+    let sdp_ip = match settings.sip_public_addr {
+        Some(a) => a.ip(),
+        None if bind_ip.is_unspecified() => {
+            tracing::warn!(
+                "sip_bind is a wildcard and no sip_public_addr is set: SDP offers 127.0.0.1"
+            );
+            std::net::IpAddr::from([127, 0, 0, 1])
+        }
+        None => bind_ip,
+    };
+    let media = switchboard_media::runtime::MediaRuntime::start(
+        switchboard_media::runtime::RuntimeConfig {
+            bind_ip,
+            ..Default::default()
+        },
+    )
+    .context("starting the media runtime")?;
+    let trunks = StoreTrunks {
+        store: store.clone(),
+        secrets: telephony.secrets().clone(),
+        fallback: Vec::new(),
+    };
+    let cfg = DialerConfig::new(&sdp_ip.to_string(), settings.data_dir.join("recordings"));
+    let dialer = Dialer::start(
+        store.clone(),
+        events.clone(),
+        telephony.endpoint(),
+        media.clone(),
+        std::sync::Arc::new(trunks),
+        cfg,
+    )
+    .await
+    .context("starting the dialing engine")?;
+    Ok((dialer, media))
 }
 
 /// The SIP side: `None` when `sip_bind` is off, or (logged) when the port cannot be bound, so

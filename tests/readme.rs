@@ -31,7 +31,14 @@ fn readme_walkthrough_works_verbatim() {
     let dir = std::env::temp_dir().join(format!("sb-readme-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut server = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["serve", "--http", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--sip-bind",
+            "off",
+            "--data-dir",
+        ])
         .arg(&dir)
         .env("SWITCHBOARD_LOG", "info")
         .env("SWITCHBOARD_LOG_FORMAT", "json")
