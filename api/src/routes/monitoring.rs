@@ -81,7 +81,7 @@ pub async fn realtime(
         .collect();
     Ok(AxumJson(RealtimeResponse {
         success: true,
-        system: json!({"status": "online", "sipRegistered": false, "connectionQuality": quality_word(live.avg_mos), "uptime": st.started.elapsed().as_secs()}),
+        system: json!({"status": "online", "sipRegistered": st.telephony.as_ref().is_some_and(|t| t.summary().registered > 0), "connectionQuality": quality_word(live.avg_mos), "uptime": st.started.elapsed().as_secs()}),
         calls: json!({"active": live.connecting + live.connected, "total": live.total, "todayTotal": live.today_total, "connecting": live.connecting, "connected": live.connected, "recording": live.recording}),
         performance: json!({"averageLatency": live.avg_latency, "averageJitter": live.avg_jitter, "packetLoss": live.avg_packet_loss, "averageMos": live.avg_mos, "callQuality": quality_word(live.avg_mos), "systemLoad": load_average()}),
         active_calls,
