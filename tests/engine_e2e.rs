@@ -809,3 +809,141 @@ async fn timeout_secs<T>(secs: u64, f: impl std::future::Future<Output = Option<
         .ok()
         .flatten()
 }
+
+/// A campaign's voicemail message given as an http URL is fetched when the campaign starts
+/// and played to machines after the beep: the simulated machines hear it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_voicemail_message_fetched_by_url_is_left_after_the_beep() {
+    // The message: 2 s of a loud tone, as a WAV served over HTTP on loopback.
+    let tone: Vec<i16> = (0..16_000)
+        .map(|i| ((i as f64 * 0.35).sin() * 8000.0) as i16)
+        .collect();
+    let mut wav = Vec::new();
+    let data = (tone.len() * 2) as u32;
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes());
+    wav.extend_from_slice(&8000u32.to_le_bytes());
+    wav.extend_from_slice(&16000u32.to_le_bytes());
+    wav.extend_from_slice(&2u16.to_le_bytes());
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&data.to_le_bytes());
+    for s in &tone {
+        wav.extend_from_slice(&s.to_le_bytes());
+    }
+    let app = axum::Router::new().route(
+        "/vm.wav",
+        axum::routing::get(move || {
+            let body = wav.clone();
+            async move { body }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(lo(0)).await.unwrap();
+    let http = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+
+    let carrier = Carrier::start(CarrierConfig {
+        ring: Duration::from_millis(200),
+        machine_hangup: Duration::from_secs(15),
+        ..CarrierConfig::new(lo(0), Plan::always(Behavior::Machine { beep: true }))
+    })
+    .await
+    .unwrap();
+    let phones = AgentPhones::start_with(AgentConfig::new(lo(0)))
+        .await
+        .unwrap();
+    let s = setup(&[phones.uri("vm")]).await;
+    s.store
+        .update_campaign(
+            &s.tenant,
+            &s.campaign,
+            serde_json::from_value(
+                json!({"voicemail_message_url": format!("http://{http}/vm.wav")}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let endpoint = Arc::new(Endpoint::bind(EndpointConfig::new(lo(0))).await.unwrap());
+    let media = MediaRuntime::start(RuntimeConfig {
+        loops: 1,
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let trunks = StaticTrunks(vec![DialTrunkConfig {
+        id: "sim".into(),
+        name: "sim".into(),
+        server: carrier.sip_addr().to_string(),
+        domain: carrier.sip_addr().ip().to_string(),
+        username: None,
+        password: None,
+        transport: Transport::Udp,
+        max_concurrent: 0,
+        max_cps: 0.0,
+    }]);
+    let mut cfg = DialerConfig::new("127.0.0.1", s.recordings.clone());
+    cfg.campaign_refresh = Duration::from_millis(200);
+    cfg.tick = Duration::from_millis(200);
+    let dialer = Dialer::start(
+        s.store.clone(),
+        switchboard_engine::events::EventBus::new(1024),
+        endpoint,
+        media.clone(),
+        Arc::new(trunks),
+        cfg,
+    )
+    .await
+    .unwrap();
+    let agent = s
+        .store
+        .agents(&s.tenant, None, None)
+        .await
+        .unwrap()
+        .remove(0);
+    dialer.agent_status(&s.tenant, &agent.id, "available").await;
+    s.store
+        .start_campaign(&s.tenant, &s.campaign)
+        .await
+        .unwrap();
+    // Two machine calls are enough.
+    let mut done = Vec::new();
+    for _ in 0..300 {
+        done = carrier
+            .calls()
+            .into_iter()
+            .filter(|c| c.ended_at.is_some())
+            .collect();
+        if done.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.store
+        .pause_campaign(&s.tenant, &s.campaign)
+        .await
+        .unwrap();
+    assert!(done.len() >= 2, "two machine calls ended");
+    for c in &done {
+        assert_eq!(
+            c.ended_by,
+            Some(switchboard_sim::EndedBy::Caller),
+            "the engine hung up after the message: {c:?}"
+        );
+        assert!(
+            c.heard.loud_frames >= 50,
+            "the machine heard the 2 s message: {:?}",
+            c.heard
+        );
+    }
+    dialer.shutdown().await;
+    carrier.shutdown().await;
+    phones.shutdown().await;
+    media.shutdown();
+}

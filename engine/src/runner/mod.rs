@@ -376,6 +376,8 @@ pub(crate) struct Inner {
     pub stats: DialerStats,
     trunks: Arc<dyn TrunkProvider>,
     trunk_use: Mutex<HashMap<String, TrunkUse>>,
+    /// Decoded voicemail messages by name.
+    prompts: switchboard_media::playback::PromptCache,
     campaigns: Mutex<HashMap<String, CampaignRun>>,
     /// Call tasks by call id: how the API reaches a call.
     pub calls: Mutex<HashMap<String, mpsc::UnboundedSender<AgentNotice>>>,
@@ -445,6 +447,7 @@ impl Dialer {
             stats: DialerStats::default(),
             trunks,
             trunk_use: Mutex::new(HashMap::new()),
+            prompts: switchboard_media::playback::PromptCache::new(64 << 20),
             campaigns: Mutex::new(HashMap::new()),
             calls: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
@@ -970,7 +973,7 @@ async fn supervise(inner: Arc<Inner>) {
                 in_flight: AtomicU32::new(0),
                 active: AtomicU32::new(0),
                 stop: AtomicBool::new(false),
-                voicemail: voicemail_for(&inner, &c),
+                voicemail: voicemail_for(&inner, &c).await,
                 campaign: Mutex::new(c.clone()),
             });
             inner.events.emit(
@@ -990,30 +993,67 @@ async fn supervise(inner: Arc<Inner>) {
     }
 }
 
-/// The voicemail message of a campaign: `builtin:voicemail` (the built-in demo message) or a local WAV
-/// path, decoded once when the campaign starts. (URLs are not fetched in this version.)
-fn voicemail_for(inner: &Inner, c: &Campaign) -> Option<Arc<Clip>> {
-    let url = c.voicemail_message_url.as_deref()?.trim();
+/// The voicemail message of a campaign: `builtin:voicemail` (the built-in demo message), a
+/// local WAV path, or an http(s) URL fetched (10 s, 16 MB at most) when the campaign starts;
+/// decoded once into an 8 kHz clip and cached by name.
+async fn voicemail_for(inner: &Inner, c: &Campaign) -> Option<Arc<Clip>> {
+    let url = c.voicemail_message_url.as_deref()?.trim().to_owned();
     if url.is_empty() {
         return None;
     }
     if url == "builtin:voicemail" {
         return Some(inner.cfg.default_voicemail.clone());
     }
-    let path = url.strip_prefix("file://").unwrap_or(url);
-    match std::fs::read(path) {
-        Ok(bytes) => match prompts::clip_from_wav(&bytes) {
-            Ok(c) => Some(c),
+    if let Some(clip) = inner.prompts.get(&url) {
+        return Some(clip);
+    }
+    let bytes = if url.starts_with("http://") || url.starts_with("https://") {
+        match fetch(&url).await {
+            Ok(b) => b,
             Err(e) => {
-                tracing::warn!(campaign = %c.id, error = %e, "voicemail message unreadable; machines will be hung up on");
-                None
+                tracing::warn!(campaign = %c.id, url, error = %e, "voicemail message not fetched; machines will be hung up on");
+                return None;
             }
-        },
+        }
+    } else {
+        let path = url.strip_prefix("file://").unwrap_or(&url).to_owned();
+        match tokio::fs::read(&path).await {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(campaign = %c.id, path, error = %e, "voicemail message not found; machines will be hung up on");
+                return None;
+            }
+        }
+    };
+    match inner.prompts.get_or_load_with(&url, || {
+        switchboard_media::playback::decode_clip(&bytes, None)
+    }) {
+        Ok(clip) => Some(clip),
         Err(e) => {
-            tracing::warn!(campaign = %c.id, path, error = %e, "voicemail message not found; machines will be hung up on");
+            tracing::warn!(campaign = %c.id, error = %e, "voicemail message unreadable; machines will be hung up on");
             None
         }
     }
+}
+
+async fn fetch(url: &str) -> std::result::Result<Vec<u8>, String> {
+    const MAX: usize = 16 << 20;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut resp = client.get(url).send().await.map_err(|e| e.to_string())?;
+    if !resp.status().is_success() {
+        return Err(format!("HTTP {}", resp.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| e.to_string())? {
+        if body.len() + chunk.len() > MAX {
+            return Err("larger than 16 MB".into());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// The pacing loop of one campaign.
