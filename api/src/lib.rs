@@ -104,6 +104,8 @@ pub struct AppState {
     /// The SIP side (trunk registrations, OPTIONS tests); `None` when not running, and the
     /// `/api/sip/*` routes that need it answer 503.
     pub telephony: Option<Arc<switchboard_engine::telephony::Telephony>>,
+    /// The dialing engine, when one runs in this process (preview dialing goes through it).
+    pub dialer: Option<switchboard_engine::runner::Dialer>,
 }
 
 /// A renderer of more Prometheus text.
@@ -144,6 +146,7 @@ impl AppState {
             http_metrics: Arc::new(metrics::HttpMetrics::default()),
             extra_metrics: ExtraMetrics::default(),
             telephony: None,
+            dialer: None,
         }
     }
 }
@@ -158,6 +161,12 @@ impl AppState {
     /// Uses this recording storage (the binary opens the configured one).
     pub fn with_recordings(mut self, store: switchboard_recordings::RecordingStore) -> Self {
         self.recordings = Some(store);
+        self
+    }
+
+    /// Lets the API drive the dialing engine (preview dialing).
+    pub fn with_dialer(mut self, dialer: switchboard_engine::runner::Dialer) -> Self {
+        self.dialer = Some(dialer);
         self
     }
 
