@@ -17,6 +17,7 @@ pub mod import;
 pub mod leads;
 pub mod patch;
 pub mod phone;
+pub mod runner;
 pub mod store;
 pub mod telephony;
 pub mod tenancy;
