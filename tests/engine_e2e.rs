@@ -436,12 +436,42 @@ async fn a_campaign_dials_the_carrier_and_every_lead_ends_right() {
 
     // Events: every connected call was announced to its agent.
     let mut pops = 0;
+    let mut last_counters = None;
     while let Ok(e) = bus.try_recv() {
         if e.kind == "incoming:call" {
             pops += 1;
         }
+        if e.kind == "campaignCounters" {
+            last_counters = Some(e.data.clone());
+        }
     }
     assert_eq!(pops, 4);
+    let counters = last_counters.expect("campaign counters were published");
+    assert_eq!(
+        counters["calls_made"].as_i64(),
+        Some(c.calls_made),
+        "{counters}"
+    );
+    assert_eq!(
+        counters["calls_completed"].as_i64(),
+        Some(c.calls_completed)
+    );
+    // Quality per leg on the connected calls: the lead's figures, and the agent leg's.
+    let with_quality: Vec<_> = answered.iter().filter_map(|c| c.quality.clone()).collect();
+    assert_eq!(
+        with_quality.len(),
+        answered.len(),
+        "every connected call has its quality"
+    );
+    assert!(with_quality
+        .iter()
+        .all(|q| q["mos_score"].as_f64().is_some()));
+    assert!(
+        with_quality
+            .iter()
+            .any(|q| q["agent_leg"]["mos_score"].as_f64().is_some()),
+        "the agent leg's quality is kept too: {with_quality:?}"
+    );
 
     let mut lat = dialer.stats().bridge_latencies();
     lat.sort();

@@ -760,6 +760,7 @@ impl CallJob {
             at: crate::store::now(),
         });
         if d == Disposition::Answered {
+            self.ctx.completed.fetch_add(1, Ordering::SeqCst);
             self.inner.writer.push(EngineWrite::CampaignCompleted {
                 tenant_id: self.ctx.tenant_id.clone(),
                 campaign_id: self.ctx.id.clone(),
@@ -782,7 +783,7 @@ impl CallJob {
             ..Default::default()
         });
         self.on_finished(d, &fsm);
-        self.end_row(d, None, None, None);
+        self.end_row(d, None, None, None, None);
         self.ctx
             .active
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
@@ -798,7 +799,8 @@ impl CallJob {
         &self,
         d: Disposition,
         fsm: Option<&CallFsm>,
-        quality: Option<&QualityReport>,
+        quality: Option<&CallQuality>,
+        agent_quality: Option<&CallQuality>,
         rec: Option<super::recording::Finished>,
     ) {
         let now = crate::store::now();
@@ -807,7 +809,10 @@ impl CallJob {
         let talk = fsm
             .and_then(|f| f.bridged_at())
             .map(|b| (self.call_clock.elapsed().saturating_sub(b)).as_secs() as i64);
-        let q = quality.map(quality_json);
+        let mut q = quality.map(CallQuality::json);
+        if let (Some(Value::Object(m)), Some(a)) = (q.as_mut(), agent_quality) {
+            m.insert("agent_leg".into(), a.json());
+        }
         if let Some(m) = quality.map(|q| q.mos) {
             self.inner.stats.mos_sample(m);
         }
@@ -832,6 +837,21 @@ impl CallJob {
             "callEnded",
             None,
             json!({"status": status, "disposition": d.as_str(), "duration": duration, "quality": q}),
+        );
+        let rate = self
+            .ctx
+            .abandon
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .rate(Utc::now());
+        self.inner.events.emit(
+            &self.ctx.tenant_id,
+            Channel::Calls,
+            "campaignCounters",
+            None,
+            json!({"campaignId": self.ctx.id, "calls_made": self.ctx.made.load(Ordering::SeqCst),
+                   "calls_completed": self.ctx.completed.load(Ordering::SeqCst),
+                   "active": self.ctx.active.load(Ordering::SeqCst), "abandon_rate": rate, "by": "engine"}),
         );
         if rec.is_some() {
             self.inner.stats.recordings.fetch_add(1, Ordering::Relaxed);
@@ -860,7 +880,18 @@ impl CallJob {
             None => None,
         };
         let d = fsm.disposition().unwrap_or(Disposition::Failed);
-        self.end_row(d, Some(fsm), live.quality.as_ref(), rec);
+        // Quality per leg: the lead's last 5 s report (or the stream's own, for a short call)
+        // and the agent leg's.
+        let lead_q = if fsm.answered_at().is_some() {
+            live.stream.stats().await.and_then(|r| summary_quality(&r))
+        } else {
+            None
+        };
+        let agent_q = match &live.agent {
+            Some((_, st)) => st.stats().await.and_then(|r| summary_quality(&r)),
+            None => None,
+        };
+        self.end_row(d, Some(fsm), lead_q.as_ref(), agent_q.as_ref(), rec);
     }
 
     async fn close(&mut self, live: &mut Live, fsm: &CallFsm) {
@@ -892,6 +923,52 @@ impl CallJob {
             .remove(&self.call_id);
         self.inner.stats.calls_ended.fetch_add(1, Ordering::Relaxed);
     }
+}
+
+/// A leg's quality over the whole call (what the call row keeps).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallQuality {
+    jitter_ms: f64,
+    loss_percent: f64,
+    rtt: Option<Duration>,
+    mos: f64,
+}
+
+impl CallQuality {
+    fn json(&self) -> Value {
+        json!({
+            "jitter": (self.jitter_ms * 100.0).round() / 100.0,
+            "packet_loss": (self.loss_percent * 100.0).round() / 100.0,
+            "mos_score": (self.mos * 100.0).round() / 100.0,
+            "rtt": self.rtt.map(|r| r.as_millis() as u64),
+            "codec": "PCMU",
+        })
+    }
+}
+
+/// Whole-call figures from a stream's cumulative statistics: mean jitter (Wireshark's
+/// formula), cumulative loss, the last RTT, and the E-model MOS (G.711 with PLC, one-way
+/// delay = RTT/2 + one 20 ms frame + twice the jitter — the same approximation as the 5 s
+/// reports). `None` when nothing was received.
+fn summary_quality(r: &switchboard_media::runtime::StreamReport) -> Option<CallQuality> {
+    if r.stats.received == 0 {
+        return None;
+    }
+    let jitter_ms = r.stats.mean_jitter_ms;
+    let loss_percent = r.stats.loss_percent();
+    let one_way = r.rtt.map_or(0.0, |t| t.as_secs_f64() * 500.0) + 20.0 + 2.0 * jitter_ms;
+    let est = switchboard_media::mos::estimate(switchboard_media::mos::QualityInput {
+        codec: switchboard_media::mos::G711_PLC,
+        one_way_delay_ms: one_way,
+        loss_percent,
+        burst_r: 1.0,
+    });
+    Some(CallQuality {
+        jitter_ms,
+        loss_percent,
+        rtt: r.rtt,
+        mos: est.mos,
+    })
 }
 
 /// The key the abandon message offers for opting out.

@@ -342,6 +342,9 @@ pub(crate) struct CampaignCtx {
     pub active: AtomicU32,
     pub stop: AtomicBool,
     pub voicemail: Option<Arc<Clip>>,
+    /// The campaign's counters (`calls_made`, `calls_completed`), kept in step with the store.
+    pub made: std::sync::atomic::AtomicI64,
+    pub completed: std::sync::atomic::AtomicI64,
 }
 
 impl CampaignCtx {
@@ -813,10 +816,13 @@ impl Dialer {
                 active: AtomicU32::new(0),
                 stop: AtomicBool::new(true),
                 voicemail: None,
+                made: std::sync::atomic::AtomicI64::new(campaign.calls_made),
+                completed: std::sync::atomic::AtomicI64::new(campaign.calls_completed),
                 campaign: Mutex::new(campaign.clone()),
             })
         });
         inner.stats.calls_started.fetch_add(1, Ordering::Relaxed);
+        ctx.made.fetch_add(1, Ordering::SeqCst);
         ctx.in_flight.fetch_add(1, Ordering::SeqCst);
         ctx.active.fetch_add(1, Ordering::SeqCst);
         inner
@@ -974,6 +980,8 @@ async fn supervise(inner: Arc<Inner>) {
                 active: AtomicU32::new(0),
                 stop: AtomicBool::new(false),
                 voicemail: voicemail_for(&inner, &c).await,
+                made: std::sync::atomic::AtomicI64::new(c.calls_made),
+                completed: std::sync::atomic::AtomicI64::new(c.calls_completed),
                 campaign: Mutex::new(c.clone()),
             });
             inner.events.emit(
@@ -1277,6 +1285,7 @@ async fn start_attempt(
         }
     }
     inner.stats.calls_started.fetch_add(1, Ordering::Relaxed);
+    ctx.made.fetch_add(1, Ordering::SeqCst);
     ctx.in_flight.fetch_add(1, Ordering::SeqCst);
     ctx.active.fetch_add(1, Ordering::SeqCst);
     inner.events.emit(
