@@ -430,9 +430,9 @@ impl<'a> Sim<'a> {
     fn draw_call(&mut self, now: u64) -> Call {
         let pop = &self.cfg.population;
         let rng = &mut self.rng;
-        let answered = rng.unit() < pop.answer_rate;
-        let human = answered && rng.unit() < pop.live_share;
-        let amd_error = rng.unit();
+        let (u_answer, u_human, amd_error) = (rng.unit(), rng.unit(), rng.unit());
+        let answered = u_answer < pop.answer_rate;
+        let human = answered && u_human < pop.live_share;
         let judged_human = answered
             && if human {
                 amd_error >= pop.amd_human_as_machine
@@ -506,10 +506,12 @@ impl<'a> Sim<'a> {
         let call = self.draw_call(now);
         self.r.dials += 1;
         self.calls.push(call.clone());
-        self.count_answer(self.calls.len() - 1);
+        if call.answer_at < self.end {
+            self.count_answer(self.calls.len() - 1);
+        }
         let end = self.end;
-        if call.human {
-            self.r.dialing_ms += call.answer_at.min(end) - now;
+        if call.human && call.answer_at < end {
+            self.r.dialing_ms += call.answer_at - now;
             self.r.connected += 1;
             self.r.live += 1;
             self.r.conversations += 1;
@@ -535,6 +537,7 @@ impl<'a> Sim<'a> {
             }
             Ev::Verdict(c) => {
                 self.in_flight -= 1;
+                self.count_answer(c);
                 let call = self.calls[c].clone();
                 if !call.judged_human {
                     if call.human {
@@ -610,7 +613,6 @@ impl<'a> Sim<'a> {
                 (call.answer_at, Ev::NoAnswer(c))
             };
             self.calls.push(call);
-            self.count_answer(c);
             self.at(time, ev);
         }
     }
@@ -693,5 +695,64 @@ impl<'a> Sim<'a> {
             time_to_connect_p50: pct(0.5),
             time_to_connect_p95: pct(0.95),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distributions_have_their_means_and_floors() {
+        let mut rng = Rng(3);
+        for d in [
+            Dist::Fixed { secs: 5.0 },
+            Dist::Uniform {
+                min: 3.0,
+                max: 25.0,
+            },
+            Dist::Exponential {
+                mean: 15.0,
+                min: 3.0,
+            },
+            Dist::LogNormal {
+                mean: 150.0,
+                sigma: 0.7,
+                min: 10.0,
+            },
+        ] {
+            let n = 200_000;
+            let (mut sum, mut lo, mut hi) = (0.0, f64::INFINITY, 0.0f64);
+            for _ in 0..n {
+                let x = d.sample(&mut rng);
+                sum += x;
+                lo = lo.min(x);
+                hi = hi.max(x);
+            }
+            let mean = sum / n as f64;
+            assert!((mean - d.mean()).abs() < 0.01 * d.mean(), "{d:?}: {mean}");
+            match d {
+                Dist::Fixed { secs } => assert_eq!((lo, hi), (secs, secs)),
+                Dist::Uniform { min, max } => assert!(lo >= min && hi < max),
+                Dist::Exponential { min, .. } | Dist::LogNormal { min, .. } => {
+                    assert!(lo >= min && hi > 3.0 * d.mean(), "{d:?}: a long tail")
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_dial_draws_the_same_number_of_values() {
+        // Two lead streams from one seed, one under a population where nothing answers:
+        // after the same number of dials both streams are at the same place.
+        let cfg = SimConfig::new(Population::default(), DialMode::Progressive);
+        let mut silent = cfg.clone();
+        silent.population.answer_rate = 0.0;
+        let (mut a, mut b) = (Sim::new(&cfg), Sim::new(&silent));
+        for i in 0..100 {
+            a.draw_call(i);
+            b.draw_call(i);
+        }
+        assert_eq!(a.rng.next_u64(), b.rng.next_u64());
     }
 }
