@@ -5,12 +5,8 @@ import { session, clearSession, api, bindLogin, Live, el, fmtTime, showConnectio
 
 const $ = (sel) => document.querySelector(sel);
 const RANK = { viewer: 0, agent: 1, supervisor: 2, admin: 3, owner: 4 };
-const FINAL = new Set(['completed', 'busy', 'failed', 'no-answer', 'canceled', 'cancelled', 'ended', 'abandoned']);
-// Call events that carry this agent's id and a lead: a call connected to the agent (used
-// when no `incoming:call` came for it).
-const POP_EVENTS = new Set(['agentConnected', 'callConnected', 'callInitiated']);
 
-const st = { user: {}, agent: null, live: null, call: null, popped: new Set() };
+const st = { user: {}, agent: null, live: null, call: null };
 
 function boot() {
   $('#logout').addEventListener('click', () => logout());
@@ -154,53 +150,14 @@ function onMessage(msg) {
       showStatus(st.agent.status);
       break;
     default:
-      if (POP_EVENTS.has(msg.type) && (d.agentId ?? d.agent_id) === st.agent.id && (d.leadId ?? d.lead_id)
-        && !FINAL.has(d.status)) {
-        popFromEvent(d, msg.type);
-      }
+      break;
   }
 }
 
-/** A call event names the lead only: read its details over REST, then pop. */
-async function popFromEvent(d, kind) {
-  const callId = d.callId ?? d.id;
-  if (!callId || st.popped.has(callId)) return;
-  st.popped.add(callId);
-  const leadId = d.leadId ?? d.lead_id;
-  let lead = {};
-  let campaign = null;
-  try {
-    const r = await api('GET', `/api/leads/${encodeURIComponent(leadId)}`);
-    lead = r.lead || r.data || {};
-  } catch {
-    lead = {};
-  }
-  const campaignId = d.campaignId ?? d.campaign_id ?? lead.campaign_id;
-  if (campaignId) {
-    try {
-      const r = await api('GET', `/api/campaigns/${encodeURIComponent(campaignId)}`);
-      campaign = (r.campaign || r.data || {}).name || null;
-    } catch {
-      campaign = null;
-    }
-  }
-  if (st.call && st.call.id === callId) return;
-  show({
-    callId,
-    leadId,
-    first_name: lead.first_name,
-    last_name: lead.last_name,
-    phone: lead.phone_normalized || lead.phone || d.phoneNumber || d.phone,
-    notes: lead.notes,
-    campaign: campaign || campaignId,
-    custom_fields: lead.custom_fields,
-  }, kind);
-}
-
+/** The engine put a call through to this agent: the lead's details come with it. */
 function pop(d, kind) {
   const callId = d.callId ?? d.call_id ?? d.id;
   if (!callId) return;
-  st.popped.add(callId);
   show({ ...d, callId }, kind);
 }
 

@@ -95,7 +95,8 @@ function start(s) {
   loadHistory();
   timers.push(setInterval(tick, 1000));
   timers.push(setInterval(drawCharts, 10000));
-  // Campaign changes are not events yet: refresh the list now and then.
+  // Only the engine's start and completion of a campaign are events: refresh the list now
+  // and then for the rest.
   timers.push(setInterval(() => loadCampaigns().catch(() => {}), 30000));
   schedule();
 }
@@ -295,6 +296,10 @@ function onMessage(msg) {
     case 'sipUnregistered':
       onSip(msg.type, d, at);
       break;
+    case 'campaignStarted':
+    case 'campaignCompleted':
+      campaignsSoon();
+      break;
     default:
       break;
   }
@@ -390,6 +395,16 @@ function onAgentStatus(d, at) {
   a.onCall = null;
 }
 
+/** Reloads the campaigns when the engine starts or completes one (events come in bursts). */
+let campaignsTimer = null;
+function campaignsSoon() {
+  if (campaignsTimer) return;
+  campaignsTimer = setTimeout(() => {
+    campaignsTimer = null;
+    loadCampaigns().catch(() => {});
+  }, 500);
+}
+
 /** Reloads the agents for an unknown agent's event, at most every 5 s. */
 let agentsAt = 0;
 function agentsSoon() {
@@ -426,6 +441,10 @@ function summary(kind, d) {
     const q = quality(d.quality || d);
     if (kind === 'callQualityUpdate' && q.mos !== null) parts.push(`MOS ${q.mos.toFixed(2)}`);
     if (d.disposition) parts.push(d.disposition);
+    if (id) parts.push(`#${String(id).slice(-6)}`);
+  } else if (kind === 'incoming:call' || kind === 'call:ended') {
+    // A call put through to an agent (the screen pop), or its end on the agent's side.
+    parts.push([d.first_name, d.last_name].filter(Boolean).join(' '), d.phone || '', d.disposition || '');
     if (id) parts.push(`#${String(id).slice(-6)}`);
   } else if (kind === 'agent:status:updated') {
     const a = st.agents.get(d.agentId);

@@ -1,10 +1,11 @@
-// Shared by the browser scripts that tests/browser.rs runs against the real binary.
+// Shared by the browser scripts that tests/browser.rs runs against the real binary
+// (`switchboard demo`: the engine dialing through the carrier simulator).
 //
 // Environment: SB_BASE_URL, SB_EMAIL, SB_PASSWORD, SB_SCREENSHOTS (a folder),
 // SB_CHROMIUM (default /usr/bin/chromium), SB_TIMEOUT_MS (whole script, default 120000).
 //
-// Steps: a script that needs the engine to do something prints `step NAME JSON` on stdout and
-// reads one JSON line back on stdin (the Rust side does it: place a call, end it, ...).
+// Steps: a script that needs something from the Rust side prints `step NAME JSON` on stdout
+// and reads one JSON line back on stdin (e.g. what the API says about a call it saw).
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -80,7 +81,7 @@ export async function run(name, fn) {
   try {
     const context = await browser.newContext({ viewport: { width: 1400, height: 1000 } });
     const page = await context.newPage();
-    page.setDefaultTimeout(15000);
+    page.setDefaultTimeout(30000);
     page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
     page.on('console', (m) => {
       if (m.type() !== 'error') return;
