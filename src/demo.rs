@@ -324,12 +324,13 @@ pub async fn run(mut settings: Settings, args: DemoArgs, data_dir_given: bool) -
     let started = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_secs(3));
     tick.tick().await;
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    // Ctrl-C or SIGTERM end the demo cleanly (summary printed, recordings finalized).
+    let stop = crate::shutdown_signal();
+    tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = &mut ctrl_c => break,
+            _ = &mut stop => break,
         }
         let c = counts(&dialer);
         let talking = dialer

@@ -206,6 +206,17 @@ async fn serve_dials_and_stops_gracefully_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(talking, "a call reached the agent");
+    // The agent's stored status follows the engine (REST views show them busy).
+    let mut busy = false;
+    for _ in 0..50 {
+        let a = curl("GET", &format!("{base}/api/agents/{aid}"), t, None);
+        if a["agent"]["status"] == "busy" {
+            busy = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(busy, "the agent shows busy over REST while talking");
     let metrics = Command::new("curl")
         .args(["-s", &format!("{base}/metrics")])
         .output()

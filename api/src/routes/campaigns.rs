@@ -148,6 +148,13 @@ pub async fn start(
             serde_json::json!({"status": c.status}),
         )
         .await?;
+    st.events.emit(
+        &c.tenant_id,
+        switchboard_engine::events::Channel::Calls,
+        "campaignUpdated",
+        None,
+        serde_json::json!({"campaignId": c.id, "status": c.status, "by": "api"}),
+    );
     Ok(AxumJson(CampaignResponse::with_message(
         c,
         "Campaign started successfully",
@@ -178,6 +185,13 @@ pub async fn pause(
             serde_json::json!({}),
         )
         .await?;
+    st.events.emit(
+        &c.tenant_id,
+        switchboard_engine::events::Channel::Calls,
+        "campaignUpdated",
+        None,
+        serde_json::json!({"campaignId": c.id, "status": c.status, "by": "api"}),
+    );
     Ok(AxumJson(CampaignResponse::with_message(
         c,
         "Campaign paused successfully",

@@ -50,6 +50,12 @@ pub enum EngineWrite {
         step: NextStep,
         at: DateTime<Utc>,
     },
+    /// An agent's status as the engine sees it (available, busy, break, offline).
+    AgentStatus {
+        tenant_id: String,
+        agent_id: String,
+        status: &'static str,
+    },
     /// The lead asked not to be called again: `dnc`, whatever its state.
     LeadDnc { tenant_id: String, lead_id: String },
     /// A call of the campaign connected a person to an agent.
@@ -217,6 +223,15 @@ impl Store {
                         .bind(lead_id)
                         .execute(&mut *tx)
                         .await?;
+                    }
+                    EngineWrite::AgentStatus { tenant_id, agent_id, status } => {
+                        sqlx::query("UPDATE agents SET status = $1, updated_at = $2, last_active_at = $2 WHERE tenant_id = $3 AND id = $4")
+                            .bind(*status)
+                            .bind(now)
+                            .bind(tenant_id)
+                            .bind(agent_id)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     EngineWrite::LeadDnc { tenant_id, lead_id } => {
                         sqlx::query(

@@ -46,8 +46,9 @@ impl AgentState {
     pub fn stored(&self) -> &'static str {
         match self {
             AgentState::Offline => "offline",
-            AgentState::Connecting | AgentState::Break => "break",
-            AgentState::Available => "available",
+            AgentState::Break => "break",
+            // Connecting: the agent asked to be available; the leg is being set up.
+            AgentState::Connecting | AgentState::Available => "available",
             _ => "busy",
         }
     }
@@ -106,6 +107,8 @@ pub(crate) struct Pool {
 }
 
 pub(crate) struct Agents {
+    /// Where agent statuses are mirrored, in order (so REST shows busy / break / offline too).
+    pub writer: Option<std::sync::Arc<super::writer::WriteBehind>>,
     pub pool: Mutex<Pool>,
     /// Woken whenever an agent becomes available.
     pub ready: Notify,
@@ -113,8 +116,12 @@ pub(crate) struct Agents {
 }
 
 impl Agents {
-    pub(crate) fn new(events: EventBus) -> Self {
+    pub(crate) fn new(
+        events: EventBus,
+        writer: Option<std::sync::Arc<super::writer::WriteBehind>>,
+    ) -> Self {
         Self {
+            writer,
             pool: Mutex::new(Pool::default()),
             ready: Notify::new(),
             events,
@@ -135,6 +142,13 @@ impl Agents {
             Some(&slot.id),
             json!({"agentId": slot.id, "status": slot.state.as_str(), "by": "engine"}),
         );
+        if let Some(w) = &self.writer {
+            w.push(crate::dialer::attempts::EngineWrite::AgentStatus {
+                tenant_id: slot.tenant_id.clone(),
+                agent_id: slot.id.clone(),
+                status: slot.state.stored(),
+            });
+        }
     }
 
     /// Sets a state, emitting it. Returns false if the agent is unknown.

@@ -308,6 +308,8 @@ impl CallJob {
                             }
                             None
                         }
+                        // Only figures about audio actually received after the answer.
+                        Some(MediaSignal::Quality(q)) if fsm.answered_at().is_none() || q.remote_ssrc == 0 || q.interval.received_interval == 0 => None,
                         Some(MediaSignal::Quality(q)) => {
                             live.quality = Some(q);
                             if let Some(s) = live.quality.as_ref() {

@@ -375,7 +375,7 @@ pub(crate) struct Inner {
     pub media: MediaHandle,
     pub cfg: DialerConfig,
     pub agents: Agents,
-    pub writer: WriteBehind,
+    pub writer: Arc<WriteBehind>,
     pub stats: DialerStats,
     trunks: Arc<dyn TrunkProvider>,
     trunk_use: Mutex<HashMap<String, TrunkUse>>,
@@ -438,9 +438,13 @@ impl Dialer {
                 "recovered from an unclean stop"
             );
         }
-        let writer = WriteBehind::start(store.clone(), 256, Duration::from_millis(50));
+        let writer = Arc::new(WriteBehind::start(
+            store.clone(),
+            256,
+            Duration::from_millis(50),
+        ));
         let inner = Arc::new(Inner {
-            agents: Agents::new(events.clone()),
+            agents: Agents::new(events.clone(), Some(writer.clone())),
             store,
             events,
             endpoint,
@@ -1488,11 +1492,6 @@ async fn agent_leg(inner: Arc<Inner>, tenant_id: String, agent_id: String) {
             Some(&agent_id),
             json!({"agentId": agent_id, "reason": reason, "by": "engine"}),
         );
-        let store = inner.store.clone();
-        let (t, a) = (tenant_id.clone(), agent_id.clone());
-        tokio::spawn(async move {
-            let _ = store.set_agent_status(&t, &a, "offline").await;
-        });
     };
     let Some(endpoint) = endpoint else {
         lost("the agent has no audio endpoint (set `endpoint` to a SIP URI or a number)");
@@ -1564,9 +1563,6 @@ async fn agent_leg(inner: Arc<Inner>, tenant_id: String, agent_id: String) {
                     }
                     drop(pool);
                     inner.agents.ready.notify_waiters();
-                    let store = inner.store.clone();
-                    let (t, a) = (tenant_id.clone(), agent_id.clone());
-                    tokio::spawn(async move { let _ = store.set_agent_status(&t, &a, "available").await; });
                 }
                 Some(CallEvent::Ended(cause)) => {
                     lost(&format!("agent leg ended: {}", cause.reason));
