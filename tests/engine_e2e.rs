@@ -254,6 +254,46 @@ async fn a_campaign_dials_the_carrier_and_every_lead_ends_right() {
         .start_campaign(&s.tenant, &s.campaign)
         .await
         .unwrap();
+    // While the campaign runs, a flood of random and mutated datagrams hits the engine's SIP
+    // port (loopback, 4,000 datagrams over ~4 s): nothing may crash and the calls complete.
+    let flood_to = endpoint.local_addr();
+    let flood = tokio::spawn(async move {
+        let sock = tokio::net::UdpSocket::bind(lo(0)).await.unwrap();
+        let me = sock.local_addr().unwrap();
+        let valid = format!(
+            "INVITE sip:x@{flood_to} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKf\r\nFrom: <sip:f@{me}>;tag=1\r\n\
+             To: <sip:x@{flood_to}>\r\nCall-ID: flood@{me}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..4000u32 {
+            let mut d = if i % 2 == 0 {
+                let mut m = valid.clone();
+                for _ in 0..(1 + next() % 8) {
+                    let at = (next() as usize) % m.len();
+                    m[at] = next() as u8;
+                }
+                m
+            } else {
+                (0..(next() % 1400) as usize)
+                    .map(|_| next() as u8)
+                    .collect()
+            };
+            if d.is_empty() {
+                d.push(0);
+            }
+            let _ = sock.send_to(&d, flood_to).await;
+            if i % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    });
 
     // Until the campaign completes (bounded).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -292,6 +332,12 @@ async fn a_campaign_dials_the_carrier_and_every_lead_ends_right() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     dialer.shutdown().await;
+    flood.await.unwrap();
+    let st = endpoint.stats();
+    assert!(
+        st.malformed_dropped() + st.bad_requests_answered() > 0,
+        "the flood reached the SIP port"
+    );
 
     // Every lead's end.
     let (leads, _) = s
