@@ -162,9 +162,7 @@ async fn main() -> anyhow::Result<()> {
     let bus = EventBus::default();
     // Test tokens: `bench.<tenant>.<user>`, every one a supervisor (sees the calls channel).
     let verify: switchboard_ws::Verifier = Arc::new(|t: &str| {
-        let mut parts = t.strip_prefix("bench.")?.splitn(2, '.');
-        let tenant = parts.next()?;
-        let user = parts.next()?;
+        let (tenant, user) = t.strip_prefix("bench.")?.split_once('.')?;
         Some(Principal {
             user_id: format!("u-{user}"),
             tenant_id: format!("tenant-{tenant}"),
