@@ -47,25 +47,6 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-/// A fixed-offset zone where it is daytime now, so the legal calling hours (08:00–21:00 in
-/// the lead's zone) allow the demo to dial whenever it runs.
-pub fn daytime_zone() -> String {
-    use chrono::Timelike;
-    let hour = chrono::Utc::now().hour() as i32;
-    let mut off = 13 - hour;
-    if off > 12 {
-        off -= 24;
-    }
-    if off < -12 {
-        off += 24;
-    }
-    match off {
-        0 => "Etc/GMT".into(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
-
 fn demo_plan() -> Plan {
     let talk = Duration::from_secs(12);
     Plan::new()
@@ -188,7 +169,7 @@ pub async fn run(mut settings: Settings, args: DemoArgs, data_dir_given: bool) -
             }))?,
         )
         .await?;
-    let zone = daytime_zone();
+    let zone = switchboard_sim::daytime_zone();
     let first = [
         "Ada", "Grace", "Alan", "Edsger", "Barbara", "Ken", "Margaret", "Dennis",
     ];

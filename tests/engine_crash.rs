@@ -32,22 +32,6 @@ fn lo() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
-fn daytime_zone() -> String {
-    let hour = chrono::Utc::now().hour() as i32;
-    let mut off = 13 - hour;
-    if off > 12 {
-        off -= 24;
-    }
-    if off < -12 {
-        off += 24;
-    }
-    match off {
-        0 => "Etc/GMT".into(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
-
 /// The child: runs the engine on the database at `SB_CRASH_DB` with the carrier at
 /// `SB_CRASH_CARRIER` until killed. A no-op in a normal test run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -183,7 +167,7 @@ async fn kill_minus_nine_loses_nothing_and_breaks_no_rule() {
         )
         .await
         .unwrap();
-    let zone = daytime_zone();
+    let zone = switchboard_sim::daytime_zone();
     let mut csv = String::from("phone,timezone\n");
     for i in 0..LEADS {
         csv.push_str(&format!("+1212555{:04},{zone}\n", 2300 + i));

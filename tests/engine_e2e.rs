@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Timelike;
 use serde_json::json;
 use switchboard_engine::calls::CallFilter;
 use switchboard_engine::campaigns::CampaignInput;
@@ -25,28 +24,6 @@ use switchboard_sip::endpoint::{Endpoint, EndpointConfig, Transport};
 
 fn lo(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// A fixed-offset zone where it is now between 10:00 and 18:00, so calling hours allow
-/// dialing whenever the test runs.
-fn daytime_zone() -> String {
-    let hour = chrono::Utc::now().hour() as i32;
-    // Local = UTC + off; aim for 13:00.
-    let mut off = 13 - hour;
-    if off > 12 {
-        off -= 24;
-    }
-    if off < -12 {
-        off += 24;
-    }
-    // Etc/GMT-N means UTC+N.
-    if off == 0 {
-        "Etc/GMT".into()
-    } else if off > 0 {
-        format!("Etc/GMT-{off}")
-    } else {
-        format!("Etc/GMT+{}", -off)
-    }
 }
 
 struct Setup {
@@ -121,7 +98,7 @@ async fn setup(agent_endpoints: &[String]) -> Setup {
         )
         .await
         .unwrap();
-    let zone = daytime_zone();
+    let zone = switchboard_sim::daytime_zone();
     let mut csv = String::from("phone,first_name,timezone\n");
     for (i, _) in PLAN.iter().enumerate() {
         csv.push_str(&format!("+1212555230{i},Lead{i},{zone}\n"));

@@ -13,7 +13,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Timelike;
 use serde_json::json;
 use switchboard_engine::calls::CallFilter;
 use switchboard_engine::campaigns::CampaignInput;
@@ -213,22 +212,6 @@ fn rms(s: &[i16]) -> f64 {
     (s.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>() / s.len() as f64).sqrt()
 }
 
-fn daytime_zone() -> String {
-    let hour = chrono::Utc::now().hour() as i32;
-    let mut off = 13 - hour;
-    if off > 12 {
-        off -= 24;
-    }
-    if off < -12 {
-        off += 24;
-    }
-    match off {
-        0 => "Etc/GMT".into(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
-}
-
 /// What a baresip heard: its `sndfile` module dumps the decoded audio to `dump-*-dec.wav`.
 fn heard(dir: &Path) -> Vec<i16> {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -329,7 +312,10 @@ async fn a_campaign_call_through_kamailio_to_baresip_is_bridged_to_a_baresip_age
         )
         .await
         .unwrap();
-    let csv = format!("phone,timezone\n{LEAD},{}\n", daytime_zone());
+    let csv = format!(
+        "phone,timezone\n{LEAD},{}\n",
+        switchboard_sim::daytime_zone()
+    );
     store
         .import_leads(
             &t.id,

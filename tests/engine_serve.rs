@@ -8,7 +8,6 @@ use std::net::SocketAddr;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use chrono::Timelike;
 use serde_json::{json, Value};
 use switchboard_engine::calls::CallFilter;
 use switchboard_engine::leads::LeadFilter;
@@ -34,22 +33,6 @@ fn curl(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> Va
     let out = c.output().expect("curl");
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|_| json!({"raw": String::from_utf8_lossy(&out.stdout)}))
-}
-
-fn daytime_zone() -> String {
-    let hour = chrono::Utc::now().hour() as i32;
-    let mut off = 13 - hour;
-    if off > 12 {
-        off -= 24;
-    }
-    if off < -12 {
-        off += 24;
-    }
-    match off {
-        0 => "Etc/GMT".into(),
-        o if o > 0 => format!("Etc/GMT-{o}"),
-        o => format!("Etc/GMT+{}", -o),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +131,7 @@ async fn serve_dials_and_stops_gracefully_on_sigterm() {
         .expect("campaign id")
         .to_owned();
     let csv = dir.join("leads.csv");
-    let zone = daytime_zone();
+    let zone = switchboard_sim::daytime_zone();
     std::fs::write(&csv, format!("phone,timezone\n+12125552300,{zone}\n+12125552301,{zone}\n+12125552302,{zone}\n+12125552303,{zone}\n")).unwrap();
     let up = Command::new("curl")
         .args([

@@ -38,3 +38,26 @@ pub use error::{Error, Result};
 pub use plan::{Behavior, Plan};
 pub use script::Heard;
 pub use uas::{reason_phrase, user_part};
+
+/// A fixed-offset IANA zone (`Etc/GMT±N`) where it is about 13:00 now: demo and test leads
+/// get it so the legal calling hours (08:00–21:00 in the lead's zone) allow dialing whenever
+/// they run.
+pub fn daytime_zone() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let hour = ((secs / 3600) % 24) as i32;
+    let mut off = 13 - hour;
+    if off > 12 {
+        off -= 24;
+    }
+    if off < -12 {
+        off += 24;
+    }
+    // Etc/GMT-N means UTC+N.
+    match off {
+        0 => "Etc/GMT".into(),
+        o if o > 0 => format!("Etc/GMT-{o}"),
+        o => format!("Etc/GMT+{}", -o),
+    }
+}

@@ -219,7 +219,6 @@ impl CallJob {
                     }
                 }
             }
-            let now = started.elapsed();
             let deadline = [fsm.deadline().map(|d| started + d), live.prompt_until]
                 .into_iter()
                 .flatten()
@@ -355,7 +354,6 @@ impl CallJob {
                     }
                 }
             };
-            let _ = now;
             if let Some(actions) = actions {
                 let mut follow = Some(actions);
                 while let Some(actions) = follow.take() {
@@ -434,10 +432,6 @@ impl CallJob {
         cfg.proxy = Some(t.server.clone());
         cfg.auth = auth_of(t);
         cfg.transport = t.transport;
-        self.write(CallPatch {
-            external_call_id: None,
-            ..Default::default()
-        });
         self.inner
             .endpoint
             .call(cfg)
@@ -806,7 +800,7 @@ impl CallJob {
         rec: Option<super::recording::Finished>,
     ) {
         let now = crate::store::now();
-        let start = self.lead_start();
+        let start = self.started_at;
         let duration = (now - start).num_seconds().max(0);
         let talk = fsm
             .and_then(|f| f.bridged_at())
@@ -865,10 +859,6 @@ impl CallJob {
                 json!({"callId": self.call_id, "duration": rd, "format": "wav", "by": "engine"}),
             );
         }
-    }
-
-    fn lead_start(&self) -> chrono::DateTime<Utc> {
-        self.started_at
     }
 
     /// The lead's side is over: recording finalized, the row's end written, `callEnded`.
@@ -981,11 +971,11 @@ fn clip_len(frames: usize) -> Duration {
 }
 
 pub(crate) fn quality_json(q: &QualityReport) -> Value {
-    json!({
-        "jitter": (q.jitter_ms * 100.0).round() / 100.0,
-        "packet_loss": (q.loss_percent * 100.0).round() / 100.0,
-        "mos_score": (q.mos * 100.0).round() / 100.0,
-        "rtt": q.rtt.map(|r| r.as_millis() as u64),
-        "codec": "PCMU",
-    })
+    CallQuality {
+        jitter_ms: q.jitter_ms,
+        loss_percent: q.loss_percent,
+        rtt: q.rtt,
+        mos: q.mos,
+    }
+    .json()
 }

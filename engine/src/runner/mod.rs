@@ -191,30 +191,16 @@ pub mod prompts {
     const ABANDON: &[u8] = include_bytes!("../../assets/prompts/abandon.wav");
     const VOICEMAIL: &[u8] = include_bytes!("../../assets/prompts/voicemail.wav");
 
-    /// Decodes a WAV (resampled to 8 kHz) into a clip.
-    pub fn clip_from_wav(bytes: &[u8]) -> crate::Result<Arc<Clip>> {
-        let wav = switchboard_media::wav::parse(bytes)
-            .map_err(|e| crate::Error::field("prompt", e.to_string()))?;
-        let samples = if wav.info.sample_rate == 8000 {
-            wav.samples
-        } else {
-            switchboard_media::amd::resample::resample(&wav.samples, wav.info.sample_rate, 8000)
-        };
-        let pcm: Vec<i16> = samples
-            .iter()
-            .map(|s| s.clamp(-32768.0, 32767.0) as i16)
-            .collect();
-        Ok(Clip::from_pcm(&pcm))
-    }
-
     /// The abandon message.
     pub fn abandon() -> Arc<Clip> {
-        clip_from_wav(ABANDON).unwrap_or_else(|_| Clip::from_pcm(&[0; 160]))
+        switchboard_media::playback::decode_clip(ABANDON, None)
+            .unwrap_or_else(|_| Clip::from_pcm(&[0; 160]))
     }
 
     /// The demo voicemail message.
     pub fn voicemail() -> Arc<Clip> {
-        clip_from_wav(VOICEMAIL).unwrap_or_else(|_| Clip::from_pcm(&[0; 160]))
+        switchboard_media::playback::decode_clip(VOICEMAIL, None)
+            .unwrap_or_else(|_| Clip::from_pcm(&[0; 160]))
     }
 }
 
@@ -248,8 +234,6 @@ pub struct DialerStats {
     by_disposition: Mutex<HashMap<&'static str, u64>>,
     /// Human verdict → audio bridged, microseconds (bounded sample).
     bridge_us: Mutex<Vec<u64>>,
-    /// MOS of finished calls (bounded sample of the last 10,000).
-    mos: Mutex<Vec<f64>>,
     mos_buckets: [AtomicU64; MOS_BUCKETS.len()],
     mos_sum_milli: AtomicU64,
     mos_count: AtomicU64,
@@ -298,11 +282,6 @@ impl DialerStats {
         self.mos_sum_milli
             .fetch_add((m * 1000.0) as u64, Ordering::Relaxed);
         self.mos_count.fetch_add(1, Ordering::Relaxed);
-        let mut v = self.mos.lock().unwrap_or_else(|e| e.into_inner());
-        if v.len() >= 10_000 {
-            v.remove(0);
-        }
-        v.push(m);
     }
 
     /// Calls ended, by disposition.
@@ -321,11 +300,6 @@ impl DialerStats {
             .iter()
             .map(|&us| Duration::from_micros(us))
             .collect()
-    }
-
-    /// MOS of finished calls.
-    pub fn mos_samples(&self) -> Vec<f64> {
-        self.mos.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -348,6 +322,32 @@ pub(crate) struct CampaignCtx {
 }
 
 impl CampaignCtx {
+    fn new(
+        c: Campaign,
+        mode: DialMode,
+        window: AbandonWindow,
+        voicemail: Option<Arc<Clip>>,
+        stopped: bool,
+    ) -> Self {
+        Self {
+            id: c.id.clone(),
+            tenant_id: c.tenant_id.clone(),
+            pacer: Mutex::new(Pacer::new(PacerConfig::new(
+                mode,
+                c.dial_ratio,
+                c.max_abandon_rate,
+            ))),
+            abandon: Mutex::new(window),
+            in_flight: AtomicU32::new(0),
+            active: AtomicU32::new(0),
+            stop: AtomicBool::new(stopped),
+            voicemail,
+            made: std::sync::atomic::AtomicI64::new(c.calls_made),
+            completed: std::sync::atomic::AtomicI64::new(c.calls_completed),
+            campaign: Mutex::new(c),
+        }
+    }
+
     pub(crate) fn campaign(&self) -> Campaign {
         self.campaign
             .lock()
@@ -807,23 +807,15 @@ impl Dialer {
             runs.get(&campaign.id).map(|r| r.ctx.clone())
         };
         let ctx = ctx.unwrap_or_else(|| {
-            Arc::new(CampaignCtx {
-                id: campaign.id.clone(),
-                tenant_id: tenant_id.to_owned(),
-                pacer: Mutex::new(Pacer::new(PacerConfig::new(
-                    DialMode::Preview,
-                    1.0,
-                    campaign.max_abandon_rate,
-                ))),
-                abandon: Mutex::new(AbandonWindow::new(Window::parse(&campaign.abandon_window))),
-                in_flight: AtomicU32::new(0),
-                active: AtomicU32::new(0),
-                stop: AtomicBool::new(true),
-                voicemail: None,
-                made: std::sync::atomic::AtomicI64::new(campaign.calls_made),
-                completed: std::sync::atomic::AtomicI64::new(campaign.calls_completed),
-                campaign: Mutex::new(campaign.clone()),
-            })
+            // Not a running campaign: a context for this call alone (its pacer is unused).
+            let window = AbandonWindow::new(Window::parse(&campaign.abandon_window));
+            Arc::new(CampaignCtx::new(
+                campaign.clone(),
+                DialMode::Preview,
+                window,
+                None,
+                true,
+            ))
         });
         inner.stats.calls_started.fetch_add(1, Ordering::Relaxed);
         ctx.made.fetch_add(1, Ordering::SeqCst);
@@ -971,23 +963,9 @@ async fn supervise(inner: Arc<Inner>) {
             if let Ok((live, ab)) = inner.store.abandon_counts(&c.tenant_id, &c.id, since).await {
                 window.seed(live, ab, now);
             }
-            let ctx = Arc::new(CampaignCtx {
-                id: c.id.clone(),
-                tenant_id: c.tenant_id.clone(),
-                pacer: Mutex::new(Pacer::new(PacerConfig::new(
-                    DialMode::parse(&c.dial_mode).unwrap_or(DialMode::Progressive),
-                    c.dial_ratio,
-                    c.max_abandon_rate,
-                ))),
-                abandon: Mutex::new(window),
-                in_flight: AtomicU32::new(0),
-                active: AtomicU32::new(0),
-                stop: AtomicBool::new(false),
-                voicemail: voicemail_for(&inner, &c).await,
-                made: std::sync::atomic::AtomicI64::new(c.calls_made),
-                completed: std::sync::atomic::AtomicI64::new(c.calls_completed),
-                campaign: Mutex::new(c.clone()),
-            });
+            let mode = DialMode::parse(&c.dial_mode).unwrap_or(DialMode::Progressive);
+            let voicemail = voicemail_for(&inner, &c).await;
+            let ctx = Arc::new(CampaignCtx::new(c.clone(), mode, window, voicemail, false));
             inner.events.emit(
                 &c.tenant_id,
                 Channel::Calls,
