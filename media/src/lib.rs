@@ -12,6 +12,8 @@
 //! - [`rtcp`]: compound RTCP parsing (SR, RR, SDES, BYE; unknown types skipped) into zero-copy
 //!   views; SR/RR/SDES/BYE writers; NTP timestamp helpers.
 //! - [`g711`]: ITU-T G.711 μ-law and A-law encode/decode, slice-at-a-time without allocation.
+//! - [`codec`]: a stream's codec (PCMU, PCMA, Opus on its dynamic payload type), the one
+//!   mapping from SDP, and the Opus encoder/decoder at 8 kHz (concealment, in-band FEC).
 //! - [`stats`]: per-stream receive statistics (RFC 3550 A.1 sequence validation, A.3 loss,
 //!   §6.4.1 jitter), interval reports for RTCP and quality updates, RTT from LSR/DLSR.
 //! - [`pcap`]: zero-copy pcap / pcapng reader down to UDP payloads, and a small pcap writer.
@@ -40,6 +42,7 @@
 
 pub mod amd;
 pub mod analyze;
+pub mod codec;
 pub mod dtmf;
 pub mod g711;
 pub mod mos;
@@ -247,6 +250,12 @@ pub enum Error {
     /// Bridging needs both streams on one media loop (open the second with `colocate_with`).
     #[error("cannot bridge streams of different media loops")]
     BridgeAcrossLoops,
+    /// The Opus codec refused a packet or a call (malformed packet, bad length).
+    #[error("Opus: {reason}")]
+    Opus {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// A prompt file is neither a WAV file nor raw G.711 named by its extension.
     #[error("unknown audio format (expected WAV, or raw G.711 named .ulaw/.alaw)")]
     UnknownAudioFormat,

@@ -1,5 +1,5 @@
 //! One call leg's RTP session, sans-IO: what goes out (SSRC, sequence, timestamp, marker,
-//! G.711 packetization, RFC 4733 events, RTCP SR/RR/SDES) and what comes in (symmetric-RTP
+//! packetization of G.711 or Opus payloads, RFC 4733 events, RTCP SR/RR/SDES) and what comes in (symmetric-RTP
 //! latching, RFC 3550 statistics, RTCP for RTT, telephone events), with the 5 s report timer.
 //!
 //! The session never reads a clock and never touches a socket. Time is a [`Duration`] since
@@ -33,8 +33,13 @@
 //! of the interval, the last RTT and the E-model MOS. RTT comes from report blocks about our
 //! SSRC in incoming SR/RR (`A - LSR - DLSR`).
 //!
-//! MOS: [`crate::mos`] (Cole–Rosenbluth delay impairment) with the configured codec values
-//! (G.711 with PLC by default, Bpl 25.1), the interval's loss, and a one-way delay of
+//! Clocks: timestamps and statistics run at the codec's RTP clock ([`Codec::clock_rate`]:
+//! 8 kHz for G.711, 48 kHz for Opus, so jitter in ms is right for both); a telephone event
+//! carries its start in that clock too (the stream has one timeline), its duration field in
+//! the 8 kHz of `telephone-event/8000`.
+//!
+//! MOS: [`crate::mos`] (Cole–Rosenbluth delay impairment) with the codec's values
+//! ([`Codec::impairment`]: G.711 with PLC, Bpl 25.1, or Opus), the interval's loss, and a one-way delay of
 //! `RTT / 2 + 20 ms (one frame) + 2 × jitter` (a jitter buffer twice the current jitter), the
 //! same approximation as `rtp analyze` with RTT added.
 //!
@@ -44,8 +49,8 @@
 use core::net::SocketAddr;
 use core::time::Duration;
 
+use crate::codec::Codec;
 use crate::dtmf::{DtmfDigit, DtmfReceiver, DtmfSender};
-use crate::g711::Law;
 use crate::mos::{self, CodecImpairment, QualityInput};
 use crate::rtcp::{self, NtpTimestamp, RtcpPacket, SenderInfo};
 use crate::rtp::{RtpBuilder, RtpPacket, FIXED_HEADER_LEN};
@@ -61,7 +66,7 @@ pub const FRAME_PACKET_LEN: usize = FIXED_HEADER_LEN + FRAME_SAMPLES;
 /// A buffer size that holds any RTCP compound this session writes (SR with one block and
 /// an SDES CNAME).
 pub const MAX_RTCP_LEN: usize = 128;
-/// Clock rate of G.711 and telephone events.
+/// Clock rate of G.711, of telephone events, and of the PCM inside Switchboard.
 pub const CLOCK_RATE: u32 = 8000;
 
 const EVENT_QUEUE: usize = 8;
@@ -69,8 +74,8 @@ const EVENT_QUEUE: usize = 8;
 /// Configuration of one session.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SessionConfig {
-    /// Audio codec (its static payload type is used).
-    pub law: Law,
+    /// Audio codec (its payload type and clock are used).
+    pub codec: Codec,
     /// Payload type of `telephone-event/8000`, if negotiated.
     pub dtmf_payload_type: Option<u8>,
     /// Our SSRC (random, chosen by the caller).
@@ -91,7 +96,7 @@ pub struct SessionConfig {
     /// RTCP and quality report interval.
     pub report_interval: Duration,
     /// Codec impairment for MOS.
-    pub codec: CodecImpairment,
+    pub impairment: CodecImpairment,
     /// Wall-clock time (since the Unix epoch) of `now = 0`.
     pub unix_origin: Duration,
 }
@@ -99,10 +104,16 @@ pub struct SessionConfig {
 impl SessionConfig {
     /// A session with the given codec and random initial values, defaults elsewhere:
     /// telephone-event on 101, no remote yet, separate RTCP port, relatch after 5 packets or
-    /// 1 s of silence, 5 s reports, G.711 with PLC, Unix origin 0.
-    pub fn new(law: Law, ssrc: u32, initial_seq: u16, initial_timestamp: u32) -> Self {
+    /// 1 s of silence, 5 s reports, the codec's MOS values, Unix origin 0.
+    pub fn new(
+        codec: impl Into<Codec>,
+        ssrc: u32,
+        initial_seq: u16,
+        initial_timestamp: u32,
+    ) -> Self {
+        let codec = codec.into();
         Self {
-            law,
+            codec,
             dtmf_payload_type: Some(crate::dtmf::DEFAULT_PAYLOAD_TYPE),
             ssrc,
             initial_seq,
@@ -112,7 +123,7 @@ impl SessionConfig {
             relatch_after: 5,
             relatch_idle: Duration::from_secs(1),
             report_interval: Duration::from_secs(5),
-            codec: mos::G711_PLC,
+            impairment: codec.impairment(),
             unix_origin: Duration::ZERO,
         }
     }
@@ -290,7 +301,7 @@ impl RtpSession {
             rtcp_remote,
             latch: None,
             candidate: None,
-            stats: ReceiveStats::new(StatsConfig::new(CLOCK_RATE)),
+            stats: ReceiveStats::new(StatsConfig::new(config.codec.clock_rate())),
             dtmf: DtmfReceiver::new(),
             rtt: None,
             next_report: now + config.report_interval,
@@ -306,6 +317,26 @@ impl RtpSession {
     /// The configuration.
     pub fn config(&self) -> &SessionConfig {
         &self.config
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> Codec {
+        self.config.codec
+    }
+
+    /// Switches to `codec` (what SDP negotiated after the stream opened) and its MOS values,
+    /// with `dtmf_payload_type` for telephone events. Sequence numbers go on; statistics
+    /// restart when the clock rate changes (their jitter is in clock units).
+    pub fn set_codec(&mut self, codec: Codec, dtmf_payload_type: Option<u8>) {
+        let old = self.config.codec;
+        self.config.codec = codec;
+        self.config.impairment = codec.impairment();
+        self.config.dtmf_payload_type = dtmf_payload_type;
+        if old.clock_rate() != codec.clock_rate() {
+            let mut c = self.stats.config();
+            c.clock_rate = codec.clock_rate();
+            self.stats = ReceiveStats::new(c);
+        }
     }
 
     /// Where RTP goes: the latched source, else the configured remote.
@@ -360,8 +391,9 @@ impl RtpSession {
 
     // ---------------------------------------------------------------- outgoing
 
-    /// Packetizes one frame of G.711 `payload` (160 bytes for 20 ms) into `out`; returns the
-    /// packet length. The first packet of a talkspurt carries the marker bit.
+    /// Packetizes one encoded frame (160 bytes of G.711 or one Opus packet for 20 ms) into
+    /// `out`; returns the packet length. The timestamp advances by the payload's duration.
+    /// The first packet of a talkspurt carries the marker bit.
     pub fn write_frame(&mut self, now: Duration, payload: &[u8], out: &mut [u8]) -> Result<usize> {
         let marker = !self.talkspurt;
         self.write_audio(now, marker, payload, out)
@@ -389,7 +421,7 @@ impl RtpSession {
         out: &mut [u8],
     ) -> Result<usize> {
         let n = RtpBuilder::new(
-            self.config.law.payload_type(),
+            self.config.codec.payload_type(),
             self.seq,
             self.next_ts,
             self.config.ssrc,
@@ -398,8 +430,13 @@ impl RtpSession {
         .write(out, payload)?;
         self.last_sent = Some((self.next_ts, now));
         self.seq = self.seq.wrapping_add(1);
-        // G.711: one byte per sample.
-        self.next_ts = self.next_ts.wrapping_add(payload.len() as u32);
+        // G.711: one byte per sample; Opus: from the TOC (a relayed packet we cannot read
+        // counts as one 20 ms frame).
+        let codec = self.config.codec;
+        let ticks = codec
+            .payload_ticks(payload)
+            .unwrap_or_else(|_| codec.frame_ticks());
+        self.next_ts = self.next_ts.wrapping_add(ticks);
         self.talkspurt = true;
         self.sent_since_report = true;
         self.counters.packets_sent += 1;
@@ -413,7 +450,7 @@ impl RtpSession {
     pub fn silence(&mut self, frames: u32) {
         self.next_ts = self
             .next_ts
-            .wrapping_add(frames.wrapping_mul(FRAME_SAMPLES as u32));
+            .wrapping_add(frames.wrapping_mul(self.config.codec.frame_ticks()));
         self.talkspurt = false;
     }
 
@@ -442,7 +479,7 @@ impl RtpSession {
         if result.is_ok() {
             self.seq = self.seq.wrapping_add(1);
             self.last_sent = Some((self.next_ts, now));
-            self.next_ts = self.next_ts.wrapping_add(FRAME_SAMPLES as u32);
+            self.next_ts = self.next_ts.wrapping_add(self.config.codec.frame_ticks());
             self.talkspurt = false;
             self.sent_since_report = true;
             self.counters.packets_sent += 1;
@@ -475,7 +512,7 @@ impl RtpSession {
         };
         let pt = packet.payload_type();
         let is_event = Some(pt) == self.config.dtmf_payload_type;
-        if pt != self.config.law.payload_type() && !is_event {
+        if pt != self.config.codec.payload_type() && !is_event {
             return self.drop(DropReason::PayloadType(pt));
         }
         let ssrc = packet.ssrc();
@@ -683,7 +720,7 @@ impl RtpSession {
             + PTIME.as_secs_f64() * 1000.0
             + 2.0 * jitter_ms;
         let q = mos::estimate(QualityInput {
-            codec: self.config.codec,
+            codec: self.config.impairment,
             one_way_delay_ms,
             loss_percent,
             burst_r: 1.0,
@@ -723,7 +760,8 @@ impl RtpSession {
             let rtp_timestamp = match self.last_sent {
                 Some((ts, sent_at)) => {
                     let elapsed = at.saturating_sub(sent_at);
-                    let units = elapsed.as_micros() * u128::from(CLOCK_RATE) / 1_000_000;
+                    let clock = u128::from(self.config.codec.clock_rate());
+                    let units = elapsed.as_micros() * clock / 1_000_000;
                     ts.wrapping_add(units as u32)
                 }
                 None => self.next_ts,
@@ -799,6 +837,7 @@ fn write_hex(v: u32, out: &mut [u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::g711::Law;
     use crate::rtcp::{duration_to_compact, ReportBlock};
 
     fn addr(port: u16) -> SocketAddr {
@@ -1128,6 +1167,101 @@ mod tests {
         let n = rtcp::write_receiver_report(&mut b, 0xAB, &[]).unwrap();
         assert_eq!(s.handle_rtp(ms(30), addr(5000), &b[..n]), Incoming::Rtcp);
         assert_eq!(s.counters().rtcp_received, 1);
+    }
+
+    #[test]
+    fn opus_runs_on_a_48khz_clock() {
+        let mut c = SessionConfig::new(Codec::opus(111), 9, 100, 1000);
+        c.remote = Some(addr(4000));
+        c.unix_origin = Duration::from_secs(1_700_000_000);
+        let mut s = RtpSession::new(c, Duration::ZERO);
+        assert_eq!(s.config().impairment, mos::OPUS);
+        assert_eq!(s.stats().config().clock_rate, 48_000);
+        let mut out = [0u8; 200];
+        // A 20 ms SILK packet (TOC config 1) advances by 960, a 40 ms one (config 2) by 1920.
+        let n = s
+            .write_frame(ms(0), &[1 << 3, 0xaa, 0xbb], &mut out)
+            .unwrap();
+        let p = RtpPacket::parse(&out[..n]).unwrap();
+        assert_eq!(
+            (p.payload_type(), p.timestamp(), p.marker()),
+            (111, 1000, true)
+        );
+        s.write_frame(ms(20), &[2 << 3, 0xaa], &mut out).unwrap();
+        assert_eq!(s.next_seq_ts(), (102, 1000 + 960 + 1920));
+        s.silence(2);
+        assert_eq!(s.next_seq_ts().1, 1000 + 960 + 1920 + 2 * 960);
+        // A telephone event takes one 20 ms step of the 48 kHz clock per packet.
+        let mut d = DtmfSender::new('5', ms(20), 10, CLOCK_RATE, PTIME).unwrap();
+        while s.write_dtmf(ms(60), &mut d, &mut out).is_some() {}
+        assert_eq!(
+            s.next_seq_ts(),
+            (105, 1000 + 960 + 1920 + 2 * 960 + 3 * 960)
+        );
+
+        // Receiving: 48 kHz timestamps, every other packet 10 ms late: jitter in ms is what
+        // an 8 kHz stream with the same delays shows.
+        let mut g711 = RtpSession::new(SessionConfig::new(Law::Mu, 1, 0, 0), Duration::ZERO);
+        let mut b = [0u8; 200];
+        for i in 0..100u32 {
+            let at = ms(20 * u64::from(i) + if i % 2 == 1 { 10 } else { 0 });
+            let n = RtpBuilder::new(111, i as u16, 960 * i, 0xAB)
+                .write(&mut b, &[1 << 3, 1, 2, 3])
+                .unwrap();
+            assert!(matches!(
+                s.handle_rtp(at, addr(5000), &b[..n]),
+                Incoming::Media { .. }
+            ));
+            g711.handle_rtp(at, addr(5000), rtp(i as u16, 160 * i, 0xAB, &mut b));
+        }
+        let (j48, j8) = (
+            s.stats().snapshot().mean_jitter_ms,
+            g711.stats().snapshot().mean_jitter_ms,
+        );
+        assert!(j8 > 3.0, "{j8}");
+        assert!((j48 - j8).abs() < 1e-6, "{j48} vs {j8}");
+        // PCMU on an Opus session is a foreign payload type.
+        assert_eq!(
+            s.handle_rtp(ms(3000), addr(5000), rtp(100, 0, 0xAB, &mut b)),
+            Incoming::Dropped(DropReason::PayloadType(0))
+        );
+        // The SR's RTP timestamp is in the 48 kHz clock: 100 ms after the last packet
+        // (timestamp 1000 + 960) it is 4800 further.
+        let mut s2 = RtpSession::new(c, Duration::ZERO);
+        s2.write_frame(ms(4900), &[1 << 3, 0], &mut out).unwrap();
+        s2.handle_timeout(ms(5000));
+        let mut rtcp_out = [0u8; MAX_RTCP_LEN];
+        let (n, _) = s2.poll_transmit(&mut rtcp_out).unwrap().unwrap();
+        let Some(Ok(RtcpPacket::SenderReport(sr))) = rtcp::parse_compound(&rtcp_out[..n]).next()
+        else {
+            panic!("SR expected")
+        };
+        assert_eq!(sr.rtp_timestamp(), 1000 + 4800);
+    }
+
+    #[test]
+    fn set_codec_switches_payload_type_and_clock() {
+        let mut s = session();
+        let mut b = [0u8; 200];
+        s.handle_rtp(ms(0), addr(5000), rtp(1, 0, 0xAA, &mut b));
+        assert_eq!(s.stats().snapshot().packets, 1);
+        s.set_codec(Codec::opus(96), Some(100));
+        assert_eq!(s.codec(), Codec::opus(96));
+        assert_eq!(s.config().dtmf_payload_type, Some(100));
+        assert_eq!(s.stats().config().clock_rate, 48_000);
+        assert_eq!(s.stats().snapshot().packets, 0);
+        let n = s.write_frame(ms(20), &[1 << 3, 0], &mut b).unwrap();
+        assert_eq!(RtpPacket::parse(&b[..n]).unwrap().payload_type(), 96);
+        // Same clock: statistics go on.
+        s.handle_rtp(ms(20), addr(5000), &{
+            let mut o = [0u8; 20];
+            let n = RtpBuilder::new(96, 2, 960, 0xAA)
+                .write(&mut o, &[8, 0])
+                .unwrap();
+            o[..n].to_vec()
+        });
+        s.set_codec(Codec::opus(97), Some(100));
+        assert_eq!(s.stats().snapshot().packets, 1);
     }
 
     #[test]

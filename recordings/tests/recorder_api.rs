@@ -38,7 +38,8 @@ impl Feeder {
         sink.on_frame(&ReceivedFrame {
             pcm: &[value; 160],
             payload: &[],
-            law: Law::Mu,
+            codec: Law::Mu.into(),
+            concealed: false,
             sequence: k as u16,
             timestamp: 77_000 + k as u32 * 160,
             marker: false,

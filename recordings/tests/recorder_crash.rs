@@ -76,7 +76,8 @@ fn recorder_child() {
             sink.on_frame(&ReceivedFrame {
                 pcm: &pcm,
                 payload: &[],
-                law: switchboard_media::g711::Law::Mu,
+                codec: switchboard_media::codec::Codec::Pcmu,
+                concealed: false,
                 sequence: frame as u16,
                 timestamp: ts0.wrapping_add(frame as u32 * 160),
                 marker: frame == 0,

@@ -5,10 +5,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_media::g711::Law;
+use switchboard_media::codec::Codec as MediaCodec;
 use switchboard_media::runtime::{FrameSource, MediaHandle, StreamConfig, StreamHandle};
 use switchboard_sip::endpoint::IncomingCall;
-use switchboard_sip::sdp::{Codec, LocalMedia};
+use switchboard_sip::sdp::LocalMedia;
 use switchboard_sip::InboundEnd;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -78,18 +78,9 @@ pub(crate) struct MediaPlan<'a> {
     pub rng: Rng,
 }
 
-fn law_of(codec: &Codec) -> Option<Law> {
-    if codec.name.eq_ignore_ascii_case("PCMU") {
-        Some(Law::Mu)
-    } else if codec.name.eq_ignore_ascii_case("PCMA") {
-        Some(Law::A)
-    } else {
-        None
-    }
-}
-
-/// Negotiates G.711 from the caller's offer, opens the stream playing `source`, and answers
-/// 200 OK. On failure the caller should reject with the returned status.
+/// Negotiates from the caller's offer (its first codec of PCMU, PCMA and opus), opens the
+/// stream playing `source`, and answers 200 OK. On failure the caller should reject with the
+/// returned status.
 pub(crate) async fn answer(
     inc: &IncomingCall,
     plan: MediaPlan<'_>,
@@ -98,9 +89,11 @@ pub(crate) async fn answer(
     const NOT_ACCEPTABLE: Refusal = (488, "Not Acceptable Here");
     let offer = inc.offer.as_ref().ok_or(NOT_ACCEPTABLE)?;
     let mut local = LocalMedia::new(&plan.ip.to_string(), 9, plan.rng.clone().next_u64() >> 1);
-    local.codecs = vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event(101)];
+    // LocalMedia's codecs: PCMU, PCMA, opus and telephone-event, all carried by the runtime.
     let probe = local.answer(offer, 1).map_err(|_| NOT_ACCEPTABLE)?;
-    let law = law_of(&probe.media.codec).ok_or(NOT_ACCEPTABLE)?;
+    let c = &probe.media.codec;
+    let codec =
+        MediaCodec::from_rtpmap(&c.name, c.clock_rate, c.payload_type).ok_or(NOT_ACCEPTABLE)?;
     let remote_ip: IpAddr = probe
         .media
         .remote_address
@@ -113,7 +106,7 @@ pub(crate) async fn answer(
         .media
         .open_stream(StreamConfig {
             remote: None,
-            payload: law,
+            codec,
             dtmf_payload_type: probe.media.telephone_event.as_ref().map(|c| c.payload_type),
             source: Some(source),
             sink: Some(Box::new(meter)),

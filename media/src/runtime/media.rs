@@ -8,6 +8,7 @@
 use core::time::Duration;
 use std::sync::Arc;
 
+use crate::codec::Codec;
 use crate::g711::Law;
 use crate::session::{SessionEvent, FRAME_SAMPLES};
 use crate::stats::{ReceiveStats, SeqStatus};
@@ -15,7 +16,7 @@ use crate::stats::{ReceiveStats, SeqStatus};
 /// What a source produced for one 20 ms interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SourceFrame {
-    /// `out` holds 160 encoded bytes to send.
+    /// `out` holds the frame to send (160 G.711 bytes, or 160 PCM samples).
     Audio,
     /// Nothing to send this interval (silence suppression / paused); the next audio frame
     /// starts a talkspurt.
@@ -28,11 +29,27 @@ pub enum SourceFrame {
     Lost,
 }
 
-/// Produces the audio a stream sends, one 20 ms frame per pacing tick.
+/// Produces the audio a stream sends, one 20 ms frame per pacing tick: G.711 streams call
+/// [`FrameSource::next_frame`], Opus streams [`FrameSource::next_pcm`] (and encode).
 pub trait FrameSource: Send + 'static {
     /// Writes the next 20 ms of audio, G.711-encoded with `law` (the stream's codec), into
     /// `out`.
     fn next_frame(&mut self, law: Law, out: &mut [u8; FRAME_SAMPLES]) -> SourceFrame;
+
+    /// Writes the next 20 ms as 8 kHz PCM into `out` (for streams whose codec is not
+    /// G.711). The default takes [`FrameSource::next_frame`] in μ-law and decodes it (μ-law's
+    /// quantization noise lies below what Opus keeps at telephony bitrates); sources that
+    /// hold PCM override it.
+    fn next_pcm(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> SourceFrame {
+        let mut coded = [Law::Mu.silence(); FRAME_SAMPLES];
+        let f = self.next_frame(Law::Mu, &mut coded);
+        if matches!(f, SourceFrame::Audio | SourceFrame::Lost) {
+            for (o, &c) in out.iter_mut().zip(&coded) {
+                *o = Law::Mu.decode_sample(c);
+            }
+        }
+        f
+    }
 }
 
 /// Digital silence, forever (keeps NAT bindings open and the peer's jitter buffer fed).
@@ -44,13 +61,20 @@ impl FrameSource for Silence {
         out.fill(law.silence());
         SourceFrame::Audio
     }
+
+    fn next_pcm(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> SourceFrame {
+        out.fill(0);
+        SourceFrame::Audio
+    }
 }
 
-/// A clip of 8 kHz audio encoded once in both laws, shared by every stream that plays it.
+/// A clip of 8 kHz audio encoded once in both laws and kept as PCM (for Opus streams),
+/// shared by every stream that plays it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Clip {
     mu: Box<[u8]>,
     a: Box<[u8]>,
+    pcm: Box<[i16]>,
 }
 
 impl Clip {
@@ -64,10 +88,18 @@ impl Clip {
             }
             v.into_boxed_slice()
         };
+        let mut pcm = vec![0i16; frames * FRAME_SAMPLES];
+        pcm[..samples.len()].copy_from_slice(samples);
         Arc::new(Self {
             mu: encode(Law::Mu),
             a: encode(Law::A),
+            pcm: pcm.into_boxed_slice(),
         })
+    }
+
+    /// The clip's 8 kHz samples (padded to whole frames).
+    pub fn pcm(&self) -> &[i16] {
+        &self.pcm
     }
 
     /// Number of 20 ms frames.
@@ -82,6 +114,11 @@ impl Clip {
         };
         let at = (index % self.frames()) * FRAME_SAMPLES;
         &data[at..at + FRAME_SAMPLES]
+    }
+
+    fn pcm_frame(&self, index: usize) -> &[i16] {
+        let at = (index % self.frames()) * FRAME_SAMPLES;
+        &self.pcm[at..at + FRAME_SAMPLES]
     }
 }
 
@@ -120,32 +157,59 @@ impl LoopingClip {
     }
 }
 
-impl FrameSource for LoopingClip {
-    fn next_frame(&mut self, law: Law, out: &mut [u8; FRAME_SAMPLES]) -> SourceFrame {
+impl LoopingClip {
+    /// Takes the next frame's index, or `None` when finished.
+    fn advance(&mut self) -> Option<usize> {
         if let Some(left) = self.left.as_mut() {
             if *left == 0 {
-                return SourceFrame::End;
+                return None;
             }
             *left -= 1;
         }
-        out.copy_from_slice(self.clip.frame(law, self.next));
+        let at = self.next;
         self.next = (self.next + 1) % self.clip.frames();
-        SourceFrame::Audio
+        Some(at)
+    }
+}
+
+impl FrameSource for LoopingClip {
+    fn next_frame(&mut self, law: Law, out: &mut [u8; FRAME_SAMPLES]) -> SourceFrame {
+        match self.advance() {
+            Some(at) => {
+                out.copy_from_slice(self.clip.frame(law, at));
+                SourceFrame::Audio
+            }
+            None => SourceFrame::End,
+        }
+    }
+
+    fn next_pcm(&mut self, out: &mut [i16; FRAME_SAMPLES]) -> SourceFrame {
+        match self.advance() {
+            Some(at) => {
+                out.copy_from_slice(self.clip.pcm_frame(at));
+                SourceFrame::Audio
+            }
+            None => SourceFrame::End,
+        }
     }
 }
 
 /// One received audio packet, as given to a [`FrameSink`].
 #[derive(Debug, Clone, Copy)]
 pub struct ReceivedFrame<'a> {
-    /// Decoded 8 kHz samples (160 for a 20 ms packet).
+    /// Decoded 8 kHz samples (160 for a 20 ms packet), whatever the codec.
     pub pcm: &'a [i16],
-    /// The G.711 payload as received (for relaying or recording without decoding).
+    /// The payload as received (G.711 bytes or an Opus packet; empty when `concealed`).
     pub payload: &'a [u8],
     /// Codec of the payload.
-    pub law: Law,
+    pub codec: Codec,
+    /// The frame was lost and `pcm` is the Opus decoder's concealment (or in-band FEC) of
+    /// it; `sequence` and `timestamp` are the lost packet's.
+    pub concealed: bool,
     /// RTP sequence number.
     pub sequence: u16,
-    /// RTP timestamp (place frames by it, e.g. to keep recording channels aligned).
+    /// RTP timestamp, in the codec's clock ([`Codec::clock_rate`]: 48 kHz for Opus); place
+    /// frames by it, e.g. to keep recording channels aligned.
     pub timestamp: u32,
     /// RTP marker (talkspurt start).
     pub marker: bool,
@@ -252,5 +316,36 @@ mod tests {
         assert_eq!(out[1], Law::A.encode_sample(50));
         assert_eq!(Silence.next_frame(Law::A, &mut out), SourceFrame::Audio);
         assert!(out.iter().all(|&b| b == Law::A.silence()));
+    }
+
+    #[test]
+    fn pcm_frames_for_opus_streams() {
+        let pcm: Vec<i16> = (0..400).map(|i| (i * 50) as i16).collect();
+        let clip = Clip::from_pcm(&pcm);
+        assert_eq!(clip.pcm().len(), 480);
+        let mut src = LoopingClip::once(clip);
+        let mut out = [0i16; FRAME_SAMPLES];
+        let mut frames = Vec::new();
+        while src.next_pcm(&mut out) == SourceFrame::Audio {
+            frames.extend_from_slice(&out);
+        }
+        // Exact samples (no G.711 on the way), the partial frame padded with zeros.
+        assert_eq!(&frames[..400], &pcm[..]);
+        assert!(frames[400..].iter().all(|&s| s == 0));
+        out.fill(7);
+        assert_eq!(Silence.next_pcm(&mut out), SourceFrame::Audio);
+        assert!(out.iter().all(|&s| s == 0));
+
+        // A source with only next_frame: its μ-law frames decoded.
+        struct Tone;
+        impl FrameSource for Tone {
+            fn next_frame(&mut self, law: Law, out: &mut [u8; FRAME_SAMPLES]) -> SourceFrame {
+                out.fill(law.encode_sample(1000));
+                SourceFrame::Audio
+            }
+        }
+        assert_eq!(Tone.next_pcm(&mut out), SourceFrame::Audio);
+        let want = Law::Mu.decode_sample(Law::Mu.encode_sample(1000));
+        assert!(out.iter().all(|&s| s == want));
     }
 }

@@ -19,12 +19,24 @@
 //!   session, decodes into a loop-owned PCM buffer and calls the sink. No lock, channel hop or
 //!   allocation per packet; commands from the control handle (open, close, bridge...) are the
 //!   only messages and never carry packets.
+//! - **Codecs** ([`Codec`]): PCMU, PCMA, or Opus on its negotiated payload type. All audio
+//!   inside is 8 kHz PCM: an Opus stream's received packets are decoded to 8 kHz for the sink
+//!   (AMD, recording and DTMF see the same frames as with G.711) and its source's 8 kHz
+//!   frames ([`FrameSource::next_pcm`]) are encoded; the RTP clock is 48 kHz (RFC 7587). The
+//!   Opus encoder and decoder are allocated when the stream gets the codec — at open, or by
+//!   [`StreamHandle::set_codec`] once SDP has negotiated — on the caller's thread, never on
+//!   the loop. A sequence gap of up to 60 ms on an Opus stream is filled by the decoder
+//!   (concealment, or in-band FEC for the frame just before the packet that arrived) and the
+//!   concealed frames reach the sink marked [`ReceivedFrame::concealed`]; a longer gap stays
+//!   silent, and an Opus packet arriving after later ones were decoded is not decoded.
 //! - **Bridging**: [`MediaHandle::bridge`] joins two streams of the same loop. Each packet
 //!   received on one is re-sent from the other to that leg's remote with the other leg's own
 //!   SSRC, sequence and timestamp (continuity for the far end): the payload is copied as is
-//!   when both legs use the same law, transcoded μ-law ↔ A-law otherwise. A bridged leg's own
-//!   source is paused. Open the second leg with [`StreamConfig::colocate_with`] to put it on
-//!   the first one's loop; bridging streams of two loops is refused.
+//!   when both legs have the same codec (Opus on two payload types included), and transcoded
+//!   through 8 kHz PCM otherwise (μ-law ↔ A-law, Opus ↔ G.711; concealed Opus frames are
+//!   sent too, and PCM for an Opus leg is cut into 20 ms frames). A bridged leg's own source
+//!   is paused. Open the second leg with [`StreamConfig::colocate_with`] to put it on the
+//!   first one's loop; bridging streams of two loops is refused.
 //!
 //! Ports are released when a stream closes (its sockets are dropped); dropping a
 //! [`StreamHandle`] closes its stream.
@@ -49,13 +61,13 @@ pub use media::{
     TeeSink,
 };
 
+pub use crate::codec::{Codec, OpusSettings};
 use crate::dtmf::DtmfSender;
-use crate::g711::Law;
 use crate::session::{QualityReport, SessionConfig, SessionCounters, PTIME};
 use crate::stats::StreamStats;
 use crate::{Error, Result};
 use ports::PortAllocator;
-use worker::{Command, LoopShared, NewStream};
+use worker::{Command, LoopShared, NewStream, OpusState};
 
 /// Configuration of a [`MediaRuntime`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,19 +84,22 @@ pub struct RuntimeConfig {
     pub rtcp_mux: bool,
     /// A pacing tick starting later than this after its deadline counts as late.
     pub late_tick_after: Duration,
+    /// Opus encoder settings of every Opus stream.
+    pub opus: OpusSettings,
 }
 
 impl Default for RuntimeConfig {
-    /// One loop per core, all interfaces, ports 16384–32767, RTCP on odd ports, late after
-    /// 10 ms.
+    /// One loop per core, all interfaces, ports 10000–20000, RTCP on odd ports, late after
+    /// 10 ms, Opus at 16 kb/s and complexity 5.
     fn default() -> Self {
         Self {
             loops: 0,
             bind_ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            port_min: 16384,
-            port_max: 32767,
+            port_min: 10000,
+            port_max: 20000,
             rtcp_mux: false,
             late_tick_after: Duration::from_millis(10),
+            opus: OpusSettings::default(),
         }
     }
 }
@@ -109,8 +124,8 @@ impl StreamId {
 pub struct StreamConfig {
     /// Where to send (from SDP); latching replaces it with the peer's actual source.
     pub remote: Option<SocketAddr>,
-    /// Codec: `Law::Mu` is PCMU (payload type 0), `Law::A` is PCMA (8).
-    pub payload: Law,
+    /// Codec (what SDP negotiated; change it later with [`StreamHandle::set_codec`]).
+    pub codec: Codec,
     /// Payload type of telephone-event, if negotiated.
     pub dtmf_payload_type: Option<u8>,
     /// What to send every 20 ms (`None`: send nothing until a source is set).
@@ -122,11 +137,12 @@ pub struct StreamConfig {
 }
 
 impl StreamConfig {
-    /// A stream with codec `payload`, telephone-event on 101, and nothing else.
-    pub fn new(payload: Law) -> Self {
+    /// A stream with `codec` (a [`Codec`], or a G.711 [`crate::g711::Law`]),
+    /// telephone-event on 101, and nothing else.
+    pub fn new(codec: impl Into<Codec>) -> Self {
         Self {
             remote: None,
-            payload,
+            codec: codec.into(),
             dtmf_payload_type: Some(crate::dtmf::DEFAULT_PAYLOAD_TYPE),
             source: None,
             sink: None,
@@ -139,7 +155,7 @@ impl core::fmt::Debug for StreamConfig {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("StreamConfig")
             .field("remote", &self.remote)
-            .field("payload", &self.payload)
+            .field("codec", &self.codec)
             .field("dtmf_payload_type", &self.dtmf_payload_type)
             .field("source", &self.source.is_some())
             .field("sink", &self.sink.is_some())
@@ -165,6 +181,12 @@ pub struct StreamReport {
     pub quality: Option<QualityReport>,
     /// Datagrams that could not be sent (socket buffer full, unreachable).
     pub send_errors: u64,
+    /// The stream's codec now.
+    pub codec: Codec,
+    /// Received packets the codec could not decode (malformed Opus).
+    pub decode_errors: u64,
+    /// Lost Opus frames the decoder concealed (or rebuilt from in-band FEC).
+    pub concealed_frames: u64,
 }
 
 /// Counters of one media loop, published once per tick.
@@ -365,8 +387,9 @@ impl MediaHandle {
             slot,
             generation,
         };
+        let opus = OpusState::for_codec(config.codec, inner.config.opus)?;
         let r = random_u64();
-        let mut session = SessionConfig::new(config.payload, r as u32, (r >> 32) as u16, 0);
+        let mut session = SessionConfig::new(config.codec, r as u32, (r >> 32) as u16, 0);
         session.initial_timestamp = random_u64() as u32;
         session.remote = config.remote;
         session.rtcp_mux = inner.config.rtcp_mux;
@@ -379,6 +402,7 @@ impl MediaHandle {
             session,
             source: config.source,
             sink: config.sink,
+            opus,
         };
         if lp.commands.send(Command::Open(Box::new(new))).is_err() {
             lp.shared.free_slot(slot);
@@ -389,6 +413,7 @@ impl MediaHandle {
             local_addr,
             rtcp_addr,
             commands: lp.commands.clone(),
+            opus_settings: inner.config.opus,
             closed: false,
         })
     }
@@ -450,6 +475,7 @@ pub struct StreamHandle {
     local_addr: SocketAddr,
     rtcp_addr: SocketAddr,
     commands: mpsc::UnboundedSender<Command>,
+    opus_settings: OpusSettings,
     closed: bool,
 }
 
@@ -499,6 +525,20 @@ impl StreamHandle {
         self.send(Command::SetRemote {
             id: self.id,
             remote: Some(remote),
+        })
+    }
+
+    /// Switches the stream to `codec` with telephone events on `dtmf_payload_type` (what SDP
+    /// negotiated after the stream was opened for the offer). Switching to Opus allocates
+    /// the encoder and decoder here, on the caller's thread. Statistics restart if the RTP
+    /// clock changes.
+    pub fn set_codec(&self, codec: Codec, dtmf_payload_type: Option<u8>) -> Result<()> {
+        let opus = OpusState::for_codec(codec, self.opus_settings)?;
+        self.send(Command::SetCodec {
+            id: self.id,
+            codec,
+            dtmf_payload_type,
+            opus,
         })
     }
 

@@ -15,14 +15,148 @@ use tokio::time::MissedTickBehavior;
 use super::media::{FrameSink, FrameSource, ReceivedFrame, SourceFrame};
 use super::ready::{ReadySet, SocketWaker};
 use super::{LoopCounters, LoopStats, StreamId, StreamReport};
+use crate::codec::{Codec, OpusDecoder, OpusEncoder, OpusSettings};
 use crate::dtmf::DtmfSender;
+use crate::rtp::RtpPacket;
 use crate::session::{Incoming, RtpSession, SessionConfig, FRAME_SAMPLES, MAX_RTCP_LEN, PTIME};
+use crate::stats::SeqStatus;
 use crate::{Error, Result};
 
 /// Largest datagram read; longer ones are truncated by the kernel and fail to parse.
 const RECV_BUF: usize = 2048;
 /// Datagrams read from one socket before moving to the next ready one (fairness).
 const RECV_BATCH: usize = 32;
+/// The longest Opus loss the decoder conceals, in 8 kHz samples (60 ms); a longer gap is
+/// left silent.
+const MAX_CONCEAL: usize = 480;
+/// PCM pieces one received packet can yield: concealed frames (at least 2.5 ms each, at most
+/// 60 ms in all, but never more than 3 are concealed) and the packet itself.
+const MAX_PIECES: usize = 4;
+/// 48 kHz RTP ticks per 8 kHz sample.
+const OPUS_TICKS_PER_SAMPLE: u32 = 6;
+
+/// The Opus side of a stream: allocated when the stream gets the codec (on the control
+/// side), used on the loop without allocating.
+pub(crate) struct OpusState {
+    enc: OpusEncoder,
+    dec: OpusDecoder,
+    /// PCM waiting to fill a 20 ms frame (audio transcoded into this leg).
+    pending: [i16; FRAME_SAMPLES],
+    pending_len: usize,
+    /// The last decoded packet: SSRC, sequence number, 8 kHz samples.
+    last: Option<(u32, u16, usize)>,
+}
+
+impl OpusState {
+    /// The state `codec` needs: `Some` for Opus.
+    pub(crate) fn for_codec(codec: Codec, settings: OpusSettings) -> Result<Option<Box<Self>>> {
+        if !codec.is_opus() {
+            return Ok(None);
+        }
+        Ok(Some(Box::new(Self {
+            enc: OpusEncoder::new(settings)?,
+            dec: OpusDecoder::new()?,
+            pending: [0; FRAME_SAMPLES],
+            pending_len: 0,
+            last: None,
+        })))
+    }
+
+    /// Decodes a received packet into `pcm`, after concealing what was lost just before it;
+    /// records the pieces (start, length, concealed) in `pieces`; returns how many.
+    fn receive(
+        &mut self,
+        packet: &RtpPacket<'_>,
+        status: SeqStatus,
+        pcm: &mut [i16],
+        pieces: &mut [Piece; MAX_PIECES],
+        errors: &mut u64,
+        concealed: &mut u64,
+    ) -> usize {
+        let (ssrc, seq) = (packet.ssrc(), packet.sequence_number());
+        if matches!(status, SeqStatus::OutOfOrder { .. }) {
+            // Older than what the decoder has seen (and concealed): decoding it now would
+            // put it out of place and disturb the decoder's history.
+            return 0;
+        }
+        let mut count = 0;
+        let mut at = 0;
+        if let (Some((last_ssrc, last_seq, last_len)), SeqStatus::InOrder) = (self.last, status) {
+            let lost = usize::from(seq.wrapping_sub(last_seq).wrapping_sub(1));
+            if last_ssrc == ssrc && lost >= 1 && lost * last_len <= MAX_CONCEAL && lost < MAX_PIECES
+            {
+                for i in 0..lost {
+                    let out = &mut pcm[at..at + last_len];
+                    // The frame just before this packet may be in its in-band FEC.
+                    let r = if i + 1 == lost {
+                        self.dec.decode_fec(packet.payload(), last_len, out)
+                    } else {
+                        self.dec.conceal(last_len, out)
+                    };
+                    let Ok(n) = r else { break };
+                    let back = (lost - i) as u32;
+                    pieces[count] = Piece {
+                        start: at,
+                        len: n,
+                        concealed: true,
+                        sequence: seq.wrapping_sub(back as u16),
+                        timestamp: packet
+                            .timestamp()
+                            .wrapping_sub(back * last_len as u32 * OPUS_TICKS_PER_SAMPLE),
+                    };
+                    count += 1;
+                    at += n;
+                    *concealed += 1;
+                }
+            }
+        }
+        match self.dec.decode(packet.payload(), &mut pcm[at..]) {
+            Ok(n) => {
+                pieces[count] = Piece {
+                    start: at,
+                    len: n,
+                    concealed: false,
+                    sequence: seq,
+                    timestamp: packet.timestamp(),
+                };
+                count += 1;
+                self.last = Some((ssrc, seq, n));
+            }
+            Err(_) => {
+                *errors += 1;
+                self.last = None;
+            }
+        }
+        count
+    }
+
+    /// Adds `pcm` to the frame being filled; calls `emit` with each complete 20 ms frame
+    /// encoded.
+    fn push(&mut self, mut pcm: &[i16], out: &mut [u8], mut emit: impl FnMut(&[u8])) {
+        while !pcm.is_empty() {
+            let take = (FRAME_SAMPLES - self.pending_len).min(pcm.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&pcm[..take]);
+            self.pending_len += take;
+            pcm = &pcm[take..];
+            if self.pending_len == FRAME_SAMPLES {
+                self.pending_len = 0;
+                if let Ok(n) = self.enc.encode(&self.pending, out) {
+                    emit(&out[..n]);
+                }
+            }
+        }
+    }
+}
+
+/// A run of decoded PCM from one received packet.
+#[derive(Debug, Clone, Copy, Default)]
+struct Piece {
+    start: usize,
+    len: usize,
+    concealed: bool,
+    sequence: u16,
+    timestamp: u32,
+}
 
 pub(crate) enum Command {
     Open(Box<NewStream>),
@@ -40,6 +174,12 @@ pub(crate) enum Command {
     SetSink {
         id: StreamId,
         sink: Option<Box<dyn FrameSink>>,
+    },
+    SetCodec {
+        id: StreamId,
+        codec: Codec,
+        dtmf_payload_type: Option<u8>,
+        opus: Option<Box<OpusState>>,
     },
     SendDtmf {
         id: StreamId,
@@ -67,6 +207,7 @@ pub(crate) struct NewStream {
     pub(crate) session: SessionConfig,
     pub(crate) source: Option<Box<dyn FrameSource>>,
     pub(crate) sink: Option<Box<dyn FrameSink>>,
+    pub(crate) opus: Option<Box<OpusState>>,
 }
 
 /// Slot bookkeeping shared by the control handle (allocates) and the loop (frees).
@@ -142,7 +283,11 @@ struct Stream {
     dtmf: Option<DtmfSender>,
     /// Slot of the stream this one is bridged to.
     bridge: Option<u32>,
+    /// Encoder and decoder when the codec is Opus.
+    opus: Option<Box<OpusState>>,
     send_errors: u64,
+    decode_errors: u64,
+    concealed_frames: u64,
 }
 
 /// Loop-owned buffers: every packet is read, decoded and built in these.
@@ -254,6 +399,17 @@ impl Worker {
                     }
                 }
             }
+            Command::SetCodec {
+                id,
+                codec,
+                dtmf_payload_type,
+                opus,
+            } => {
+                if let Some(s) = self.get(id) {
+                    s.session.set_codec(codec, dtmf_payload_type);
+                    s.opus = opus;
+                }
+            }
             Command::SendDtmf { id, sender } => {
                 if let Some(s) = self.get(id) {
                     s.dtmf = Some(sender);
@@ -268,6 +424,9 @@ impl Worker {
                     rtt: s.session.rtt(),
                     quality: s.session.last_quality(),
                     send_errors: s.send_errors,
+                    codec: s.session.codec(),
+                    decode_errors: s.decode_errors,
+                    concealed_frames: s.concealed_frames,
                 });
                 let _ = reply.send(report);
             }
@@ -311,7 +470,10 @@ impl Worker {
             sink: n.sink,
             dtmf: None,
             bridge: None,
+            opus: n.opus,
             send_errors: 0,
+            decode_errors: 0,
+            concealed_frames: 0,
         };
         if self.streams.len() <= slot {
             self.streams.resize_with(slot + 1, || None);
@@ -342,6 +504,9 @@ impl Worker {
     fn unlink(&mut self, slot: u32) {
         if let Some(Some(s)) = self.streams.get_mut(slot as usize) {
             s.bridge = None;
+            if let Some(o) = s.opus.as_mut() {
+                o.pending_len = 0;
+            }
         }
     }
 
@@ -429,24 +594,52 @@ impl Worker {
             deliver_events(stream);
             return;
         };
-        let law = stream.session.config().law;
+        let codec = stream.session.codec();
         let payload = packet.payload();
-        let pcm = &mut bufs.pcm[..payload.len()];
-        // Same lengths by construction: decoding cannot fail.
-        let _ = law.decode(payload, pcm);
-        if let Some(sink) = stream.sink.as_mut() {
-            sink.on_frame(&ReceivedFrame {
-                pcm,
-                payload,
-                law,
-                sequence: packet.sequence_number(),
-                timestamp: packet.timestamp(),
-                marker: packet.marker(),
-                ssrc: packet.ssrc(),
+        // Decode into the loop's PCM buffer, in pieces (Opus: concealed frames, then the
+        // packet).
+        let mut pieces = [Piece::default(); MAX_PIECES];
+        let count = match (codec.law(), stream.opus.as_deref_mut()) {
+            (Some(law), _) => {
+                let len = payload.len().min(bufs.pcm.len());
+                // Same lengths by construction: decoding cannot fail.
+                let _ = law.decode(&payload[..len], &mut bufs.pcm[..len]);
+                pieces[0] = Piece {
+                    start: 0,
+                    len,
+                    concealed: false,
+                    sequence: packet.sequence_number(),
+                    timestamp: packet.timestamp(),
+                };
+                1
+            }
+            (None, Some(opus)) => opus.receive(
+                &packet,
                 status,
-                arrival: now,
-                stats: stream.session.stats(),
-            });
+                &mut bufs.pcm[..],
+                &mut pieces,
+                &mut stream.decode_errors,
+                &mut stream.concealed_frames,
+            ),
+            (None, None) => 0,
+        };
+        let pieces = &pieces[..count];
+        if let Some(sink) = stream.sink.as_mut() {
+            for p in pieces {
+                sink.on_frame(&ReceivedFrame {
+                    pcm: &bufs.pcm[p.start..p.start + p.len],
+                    payload: if p.concealed { &[] } else { payload },
+                    codec,
+                    concealed: p.concealed,
+                    sequence: p.sequence,
+                    timestamp: p.timestamp,
+                    marker: packet.marker() && !p.concealed,
+                    ssrc: packet.ssrc(),
+                    status,
+                    arrival: now,
+                    stats: stream.session.stats(),
+                });
+            }
         }
         deliver_events(stream);
         let Some(peer_slot) = stream.bridge else {
@@ -459,25 +652,42 @@ impl Worker {
         let Some(dest) = peer.session.remote() else {
             return;
         };
-        let peer_law = peer.session.config().law;
-        let out_payload: &[u8] = if peer_law == law {
-            payload
-        } else {
-            let out = &mut bufs.frame[..pcm.len()];
-            let _ = peer_law.encode(pcm, out);
-            out
+        let peer_codec = peer.session.codec();
+        let Stream {
+            session,
+            tx,
+            send_errors,
+            opus,
+            ..
+        } = peer;
+        let mut relay = |marker: bool, payload: &[u8], out: &mut [u8]| {
+            if let Ok(len) = session.write_relayed(now, marker, payload, out) {
+                send(tx, &out[..len], dest, send_errors, stats);
+            }
         };
-        if let Ok(len) =
-            peer.session
-                .write_relayed(now, packet.marker(), out_payload, &mut bufs.tx[..])
-        {
-            send(
-                &peer.tx,
-                &bufs.tx[..len],
-                dest,
-                &mut peer.send_errors,
-                stats,
-            );
+        if peer_codec.same_encoding(codec) {
+            relay(packet.marker(), payload, &mut bufs.tx[..]);
+            return;
+        }
+        // Transcode through 8 kHz PCM.
+        let mut marker = packet.marker();
+        for p in pieces {
+            let pcm = &bufs.pcm[p.start..p.start + p.len];
+            match (peer_codec.law(), opus.as_deref_mut()) {
+                (Some(law), _) => {
+                    let out = &mut bufs.frame[..pcm.len()];
+                    let _ = law.encode(pcm, out);
+                    relay(marker, out, &mut bufs.tx[..]);
+                }
+                (None, Some(o)) => {
+                    o.push(pcm, &mut bufs.frame[..], |frame| {
+                        relay(marker, frame, &mut bufs.tx[..]);
+                        marker = false;
+                    });
+                }
+                (None, None) => {}
+            }
+            marker = false;
         }
     }
 
@@ -552,13 +762,41 @@ impl Worker {
             let Some(source) = stream.source.as_mut() else {
                 continue;
             };
-            let law = stream.session.config().law;
-            let frame: &mut [u8; FRAME_SAMPLES] =
-                match (&mut bufs.frame[..FRAME_SAMPLES]).try_into() {
-                    Ok(f) => f,
-                    Err(_) => continue,
-                };
-            match source.next_frame(law, frame) {
+            // The next frame, encoded into `bufs.frame`.
+            let (kind, len) = match (stream.session.codec().law(), stream.opus.as_deref_mut()) {
+                (Some(law), _) => {
+                    let frame: &mut [u8; FRAME_SAMPLES] =
+                        match (&mut bufs.frame[..FRAME_SAMPLES]).try_into() {
+                            Ok(f) => f,
+                            Err(_) => continue,
+                        };
+                    (source.next_frame(law, frame), FRAME_SAMPLES)
+                }
+                (None, Some(opus)) => {
+                    let pcm: &mut [i16; FRAME_SAMPLES] =
+                        match (&mut bufs.pcm[..FRAME_SAMPLES]).try_into() {
+                            Ok(f) => f,
+                            Err(_) => continue,
+                        };
+                    let kind = source.next_pcm(pcm);
+                    let len = match kind {
+                        SourceFrame::Audio | SourceFrame::Lost => {
+                            match opus.enc.encode(pcm, &mut bufs.frame[..]) {
+                                Ok(n) => n,
+                                Err(_) => {
+                                    stream.session.silence(1);
+                                    continue;
+                                }
+                            }
+                        }
+                        _ => 0,
+                    };
+                    (kind, len)
+                }
+                (None, None) => continue,
+            };
+            let frame = &bufs.frame[..len];
+            match kind {
                 SourceFrame::Audio => {
                     if let Ok(n) = stream.session.write_frame(now, frame, &mut bufs.tx[..]) {
                         send(

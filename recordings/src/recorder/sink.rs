@@ -4,7 +4,8 @@
 //! # Placement
 //!
 //! A channel's first packet is placed at its arrival time (relative to the recording's start);
-//! every later packet of the same SSRC at that anchor plus its RTP timestamp difference, so a
+//! every later packet of the same SSRC at that anchor plus its RTP timestamp difference
+//! (converted from the codec's clock, 48 kHz for Opus, to the file's 8 kHz), so a
 //! gap in the timestamps (loss, silence suppression) is a gap in the file (silence) and a
 //! reordered packet goes back to its place. Following the sender's clock rather than arrival
 //! keeps the jitter out of the recording. Three things move the anchor:
@@ -60,10 +61,25 @@ pub(crate) struct Placer {
 }
 
 impl Placer {
-    /// The position of a packet with `ssrc` and RTP `timestamp` that arrived at `arrival`.
+    /// The position of a packet with `ssrc` and RTP `timestamp` (8 kHz clock) that arrived
+    /// at `arrival`.
+    #[cfg(test)]
     pub(crate) fn place(&mut self, ssrc: u32, timestamp: u32, arrival: i64) -> i64 {
+        self.place_clocked(ssrc, timestamp, 1, arrival)
+    }
+
+    /// [`Placer::place`] for a stream whose RTP clock runs `ticks_per_sample` times the
+    /// file's 8 kHz (6 for Opus).
+    pub(crate) fn place_clocked(
+        &mut self,
+        ssrc: u32,
+        timestamp: u32,
+        ticks_per_sample: i64,
+        arrival: i64,
+    ) -> i64 {
         if let Some(a) = self.anchor.filter(|a| a.ssrc == ssrc) {
-            let delta = i64::from(timestamp.wrapping_sub(a.timestamp) as i32);
+            let delta =
+                i64::from(timestamp.wrapping_sub(a.timestamp) as i32) / ticks_per_sample.max(1);
             let mut pos = a.pos + delta;
             let skew = arrival - pos;
             if skew.abs() <= MAX_SKEW {
@@ -240,10 +256,12 @@ impl ChannelSink {
     /// Places and queues one packet's samples that arrived at `arrival_ns` on the stream's
     /// clock (ns); `now_since_start_ns` is the recording's elapsed time at that moment, used
     /// once to relate the two clocks.
+    #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
         ssrc: u32,
         timestamp: u32,
+        ticks_per_sample: i64,
         arrival_ns: i128,
         now_since_start_ns: impl FnOnce() -> i128,
         pcm: &[i16],
@@ -263,7 +281,9 @@ impl ChannelSink {
             .get_or_insert_with(|| arrival_ns - now_since_start_ns());
         let arrival = ((arrival_ns - origin) * i128::from(RATE) / 1_000_000_000) as i64;
         let before = state.placer.reanchors;
-        let pos = state.placer.place(ssrc, timestamp, arrival);
+        let pos = state
+            .placer
+            .place_clocked(ssrc, timestamp, ticks_per_sample, arrival);
         let moved = state.placer.reanchors - before;
         let ch = self.chan();
         if moved > 0 {
@@ -279,6 +299,7 @@ impl FrameSink for ChannelSink {
         self.record(
             frame.ssrc,
             frame.timestamp,
+            i64::from(frame.codec.clock_rate() / 8000),
             frame.arrival.as_nanos() as i128,
             || started.elapsed().as_nanos() as i128,
             frame.pcm,
@@ -332,6 +353,27 @@ mod tests {
             pos += 4000;
             assert_eq!(p.place(7, ts, pos), pos);
         }
+        assert_eq!(p.reanchors, 0);
+    }
+
+    #[test]
+    fn opus_timestamps_are_placed_on_the_8khz_timeline() {
+        let mut p = Placer::default();
+        let ts0 = u32::MAX - 960; // the 48 kHz clock wraps after the first packet
+        assert_eq!(p.place_clocked(3, ts0, 6, 500), 500);
+        assert_eq!(
+            p.place_clocked(3, ts0.wrapping_add(960), 6, 500 + F + 40),
+            500 + F
+        );
+        // One 20 ms frame lost, then a reordered one.
+        assert_eq!(
+            p.place_clocked(3, ts0.wrapping_add(3 * 960), 6, 500 + 3 * F),
+            500 + 3 * F
+        );
+        assert_eq!(
+            p.place_clocked(3, ts0.wrapping_add(2 * 960), 6, 500 + 3 * F + 9),
+            500 + 2 * F
+        );
         assert_eq!(p.reanchors, 0);
     }
 
@@ -396,25 +438,25 @@ mod tests {
         let mut a = sink(&shared, Channel::Left);
         let pcm = [0i16; 160];
         // The stream's clock says 5 s; the recording has run 0.25 s: origin = 4.75 s.
-        a.record(1, 100, 5_000_000_000, || 250_000_000, &pcm);
-        a.record(1, 260, 5_020_000_000, || unreachable!(), &pcm);
+        a.record(1, 100, 1, 5_000_000_000, || 250_000_000, &pcm);
+        a.record(1, 260, 1, 5_020_000_000, || unreachable!(), &pcm);
         assert_eq!(drain(&shared, 0), [(2000, 160), (2160, 160)]);
         // A second sink for the channel is refused while the first owns it...
         let mut b = sink(&shared, Channel::Left);
-        b.record(1, 420, 5_040_000_000, || unreachable!(), &pcm);
+        b.record(1, 420, 1, 5_040_000_000, || unreachable!(), &pcm);
         assert_eq!(shared.channels[0].refused.load(Ordering::Relaxed), 1);
         // ...and carries on from its placement once it is closed.
         a.on_close();
-        b.record(1, 420, 5_040_000_000, || unreachable!(), &pcm);
+        b.record(1, 420, 1, 5_040_000_000, || unreachable!(), &pcm);
         assert_eq!(drain(&shared, 0), [(2320, 160)]);
         // The right channel anchors on its own (a late start).
         let mut r = sink(&shared, Channel::Right);
         assert_eq!(r.channel(), Channel::Right);
-        r.record(5, 9, 7_000_000_000, || 2_250_000_000, &pcm);
+        r.record(5, 9, 1, 7_000_000_000, || 2_250_000_000, &pcm);
         assert_eq!(drain(&shared, 1), [(18_000, 160)]);
         // After stop, nothing more is queued and the channel is released.
         shared.stopped.store(true, Ordering::Relaxed);
-        b.record(1, 580, 5_060_000_000, || unreachable!(), &pcm);
+        b.record(1, 580, 1, 5_060_000_000, || unreachable!(), &pcm);
         assert!(drain(&shared, 0).is_empty());
         assert_eq!(shared.channels[0].owner.load(Ordering::Relaxed), 0);
         drop(r);

@@ -1,7 +1,8 @@
 //! `switchboard call`: an operator's test dialer and the SIP load driver.
 //!
 //! One [`Endpoint`] and one media loop; each call opens an RTP stream (sending the `--play`
-//! file once, then silence), offers G.711, and hangs up `--duration` after the answer.
+//! file once, then silence), offers the `--codec` (PCMU, PCMA or opus), and hangs up
+//! `--duration` after the answer.
 //! `--count N --rate CPS --concurrent C` starts N calls at most CPS per second with at most C
 //! at once. With `--json` every event is a JSON line, then a summary; exit status 0 only when
 //! every call was answered.
@@ -12,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_media::g711::Law;
+use switchboard_media::codec::{Codec as MediaCodec, DEFAULT_OPUS_PAYLOAD_TYPE};
 use switchboard_media::runtime::{Clip, FrameSink, FrameSource, MediaHandle, StreamConfig};
 use switchboard_sip::endpoint::{
     CallConfig, CallEvent, Endpoint, EndpointConfig, Transport, TrunkConfig,
@@ -75,7 +76,7 @@ pub struct CallArgs {
     /// Cancel a call not answered within this many seconds.
     #[arg(long, default_value_t = 60.0)]
     pub ring_timeout: f64,
-    /// Codec offered: pcmu or pcma.
+    /// Codec offered: pcmu, pcma or opus.
     #[arg(long, default_value = "pcmu")]
     pub codec: String,
     /// Use TCP instead of UDP for SIP.
@@ -112,7 +113,7 @@ struct Ctx {
     proxy: Option<String>,
     auth: Option<AuthCredentials>,
     transport: Transport,
-    law: Law,
+    codec: MediaCodec,
     play: Option<Arc<Clip>>,
     duration: Duration,
     ring_timeout: Duration,
@@ -195,13 +196,14 @@ impl CallArgs {
 pub async fn run(args: CallArgs) -> Result<()> {
     args.validate()?;
     crate::carrier::check_bind(args.bind)?;
-    let law = match args.codec.to_ascii_lowercase().as_str() {
-        "pcmu" | "ulaw" => Law::Mu,
-        "pcma" | "alaw" => Law::A,
+    let codec = match args.codec.to_ascii_lowercase().as_str() {
+        "pcmu" | "ulaw" => MediaCodec::Pcmu,
+        "pcma" | "alaw" => MediaCodec::Pcma,
+        "opus" => MediaCodec::opus(DEFAULT_OPUS_PAYLOAD_TYPE),
         other => {
             return Err(Error::InvalidArgument {
                 flag: "codec",
-                reason: format!("{other:?}: pcmu or pcma"),
+                reason: format!("{other:?}: pcmu, pcma or opus"),
             })
         }
     };
@@ -292,7 +294,7 @@ pub async fn run(args: CallArgs) -> Result<()> {
         proxy,
         auth,
         transport,
-        law,
+        codec,
         play,
         duration,
         ring_timeout,
@@ -397,7 +399,7 @@ fn open_media(ctx: &Ctx, index: u64) -> Result<Media> {
         .media
         .open_stream(StreamConfig {
             remote: None,
-            payload: ctx.law,
+            codec: ctx.codec,
             dtmf_payload_type: Some(101),
             source: Some(source),
             sink: Some(sink),
@@ -425,9 +427,10 @@ async fn one_call(ctx: &Ctx, index: u64) -> Outcome {
     };
     let mut local = LocalMedia::new(&ctx.ip.to_string(), media.stream.local_addr().port(), index);
     local.codecs = vec![
-        match ctx.law {
-            Law::Mu => Codec::pcmu(),
-            Law::A => Codec::pcma(),
+        match ctx.codec {
+            MediaCodec::Pcmu => Codec::pcmu(),
+            MediaCodec::Pcma => Codec::pcma(),
+            MediaCodec::Opus { payload_type } => Codec::opus(payload_type),
         },
         Codec::telephone_event(101),
     ];
@@ -474,6 +477,15 @@ async fn one_call(ctx: &Ctx, index: u64) -> Outcome {
                         .map(|ip| SocketAddr::new(ip, negotiated.remote_port));
                     if let Some(r) = remote {
                         let _ = media.stream.set_remote(r);
+                    }
+                    let c = &negotiated.codec;
+                    match MediaCodec::from_rtpmap(&c.name, c.clock_rate, c.payload_type) {
+                        // An answer may name our codec on another payload type.
+                        Some(codec) if codec != ctx.codec => {
+                            let te = negotiated.telephone_event.as_ref().map(|t| t.payload_type);
+                            let _ = media.stream.set_codec(codec, te);
+                        }
+                        _ => {}
                     }
                     if ctx.json {
                         emit(true, serde_json::json!({"event": "answered", "call": index,
