@@ -150,6 +150,8 @@ pub struct QualityReport {
     pub r: f64,
     /// E-model MOS.
     pub mos: f64,
+    /// The stream's codec (its E-model values gave `r` and `mos`).
+    pub codec: Codec,
 }
 
 /// Something the driver should know about.
@@ -735,6 +737,7 @@ impl RtpSession {
             one_way_delay_ms,
             r: q.r,
             mos: q.mos,
+            codec: self.config.codec,
         };
         self.last_quality = Some(report);
         self.push_event(SessionEvent::Quality(report));

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::{json, Value};
 use switchboard_media::amd::{AnsweredBy, Class, Mode, Params};
+use switchboard_media::codec::Codec as MediaCodec;
 use switchboard_media::g711::Law;
 use switchboard_media::runtime::{LoopingClip, Silence, StreamConfig, StreamHandle};
 use switchboard_media::session::QualityReport;
@@ -39,10 +40,29 @@ pub(crate) fn auth_of(t: &DialTrunkConfig) -> Option<AuthCredentials> {
     }
 }
 
-/// Our offer: G.711 (μ-law first) and telephone-event; the media runtime carries G.711.
-pub(crate) fn g711_only(mut local: LocalMedia) -> LocalMedia {
-    local.codecs = vec![Codec::pcmu(), Codec::pcma(), Codec::telephone_event(101)];
+/// Our offer: PCMU first (what every carrier takes, and no transcoding against G.711
+/// agents), then PCMA, opus (111) and telephone-event; the answerer picks.
+pub(crate) fn offer_codecs(mut local: LocalMedia) -> LocalMedia {
+    local.codecs = vec![
+        Codec::pcmu(),
+        Codec::pcma(),
+        Codec::opus(switchboard_media::codec::DEFAULT_OPUS_PAYLOAD_TYPE),
+        Codec::telephone_event(101),
+    ];
     local
+}
+
+/// Points `stream` at what SDP negotiated: the remote address and the codec (through
+/// [`MediaCodec::from_rtpmap`], the one mapping), with its telephone-event payload type.
+pub(crate) fn apply_media(stream: &StreamHandle, m: &Negotiated) {
+    if let Some(a) = remote_addr(m) {
+        let _ = stream.set_remote(a);
+    }
+    let c = &m.codec;
+    if let Some(codec) = MediaCodec::from_rtpmap(&c.name, c.clock_rate, c.payload_type) {
+        let te = m.telephone_event.as_ref().map(|t| t.payload_type);
+        let _ = stream.set_codec(codec, te);
+    }
 }
 
 pub(crate) fn remote_addr(m: &Negotiated) -> Option<SocketAddr> {
@@ -233,11 +253,11 @@ impl CallJob {
                         Some(CallEvent::Ringing { .. }) => { live.provisional = true; Some(fsm.handle(Input::Ringing, now)) }
                         Some(CallEvent::EarlyMedia(m)) => {
                             live.provisional = true;
-                            if let Some(a) = remote_addr(&m) { let _ = live.stream.set_remote(a); }
+                            apply_media(&live.stream, &m);
                             Some(fsm.handle(Input::Ringing, now))
                         }
                         Some(CallEvent::Answered { media, .. }) => {
-                            if let Some(a) = remote_addr(&media) { let _ = live.stream.set_remote(a); }
+                            apply_media(&live.stream, &media);
                             live.amd_active.store(true, Ordering::Relaxed);
                             Some(fsm.handle(Input::Answered, now))
                         }
@@ -427,7 +447,7 @@ impl CallJob {
         let mut cfg = CallConfig::new(
             &format!("sip:{}@{}", self.lead.phone_normalized, t.domain),
             &format!("sip:{}@{}", caller, t.domain),
-            g711_only(local),
+            offer_codecs(local),
         );
         cfg.proxy = Some(t.server.clone());
         cfg.auth = auth_of(t);
@@ -924,6 +944,7 @@ pub(crate) struct CallQuality {
     loss_percent: f64,
     rtt: Option<Duration>,
     mos: f64,
+    codec: MediaCodec,
 }
 
 impl CallQuality {
@@ -933,13 +954,13 @@ impl CallQuality {
             "packet_loss": (self.loss_percent * 100.0).round() / 100.0,
             "mos_score": (self.mos * 100.0).round() / 100.0,
             "rtt": self.rtt.map(|r| r.as_millis() as u64),
-            "codec": "PCMU",
+            "codec": self.codec.name(),
         })
     }
 }
 
 /// Whole-call figures from a stream's cumulative statistics: mean jitter (Wireshark's
-/// formula), cumulative loss, the last RTT, and the E-model MOS (G.711 with PLC, one-way
+/// formula), cumulative loss, the last RTT, and the E-model MOS (the codec's values, one-way
 /// delay = RTT/2 + one 20 ms frame + twice the jitter — the same approximation as the 5 s
 /// reports). `None` when nothing was received.
 fn summary_quality(r: &switchboard_media::runtime::StreamReport) -> Option<CallQuality> {
@@ -950,7 +971,7 @@ fn summary_quality(r: &switchboard_media::runtime::StreamReport) -> Option<CallQ
     let loss_percent = r.stats.loss_percent();
     let one_way = r.rtt.map_or(0.0, |t| t.as_secs_f64() * 500.0) + 20.0 + 2.0 * jitter_ms;
     let est = switchboard_media::mos::estimate(switchboard_media::mos::QualityInput {
-        codec: switchboard_media::mos::G711_PLC,
+        codec: r.codec.impairment(),
         one_way_delay_ms: one_way,
         loss_percent,
         burst_r: 1.0,
@@ -960,6 +981,7 @@ fn summary_quality(r: &switchboard_media::runtime::StreamReport) -> Option<CallQ
         loss_percent,
         rtt: r.rtt,
         mos: est.mos,
+        codec: r.codec,
     })
 }
 
@@ -976,6 +998,7 @@ pub(crate) fn quality_json(q: &QualityReport) -> Value {
         loss_percent: q.loss_percent,
         rtt: q.rtt,
         mos: q.mos,
+        codec: q.codec,
     }
     .json()
 }

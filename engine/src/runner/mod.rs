@@ -1509,7 +1509,7 @@ async fn agent_leg(inner: Arc<Inner>, tenant_id: String, agent_id: String) {
         rand_u64(),
     );
     let from = format!("sip:switchboard@{}", inner.endpoint.local_addr());
-    let mut cfg = CallConfig::new(&target, &from, call::g711_only(local));
+    let mut cfg = CallConfig::new(&target, &from, call::offer_codecs(local));
     cfg.proxy = proxy;
     cfg.auth = auth;
     let mut handle = match inner.endpoint.call(cfg).await {
@@ -1524,9 +1524,7 @@ async fn agent_leg(inner: Arc<Inner>, tenant_id: String, agent_id: String) {
         tokio::select! {
             ev = handle.next_event() => match ev {
                 Some(CallEvent::Answered { media, .. }) => {
-                    if let Some(addr) = call::remote_addr(&media) {
-                        let _ = stream.set_remote(addr);
-                    }
+                    call::apply_media(&stream, &media);
                     let mut pool = inner.agents.lock();
                     if let Some(slot) = pool.slots.get_mut(&agent_id) {
                         slot.stream = Some(stream.clone());
