@@ -1000,3 +1000,181 @@ async fn a_voicemail_message_fetched_by_url_is_left_after_the_beep() {
     phones.shutdown().await;
     media.shutdown();
 }
+
+/// One campaign call to a person who answers and stays silent (our own SIP endpoint as the
+/// trunk, AMD off so the verdict comes at the answer), bridged to a simulated agent phone;
+/// returns the loud 20 ms frames the agent's phone heard over its whole leg.
+async fn agent_hears_with_whisper(whisper: &str) -> u64 {
+    use switchboard_media::runtime::{Silence, StreamConfig};
+    use switchboard_sip::sdp::LocalMedia;
+    let s = setup(&[]).await;
+    s.store
+        .update_campaign(
+            &s.tenant,
+            &s.campaign,
+            serde_json::from_value(
+                json!({"amd_enabled": false, "record_calls": false, "whisper": whisper}),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let (leads, _) = s
+        .store
+        .leads(
+            &s.tenant,
+            &LeadFilter {
+                campaign_id: s.campaign.clone(),
+                limit: Some(100),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    for l in &leads {
+        s.store
+            .update_lead(
+                &s.tenant,
+                &l.id,
+                serde_json::from_value(json!({"first_name": "Ada", "last_name": "Lovelace"}))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut lead_ep = Endpoint::bind(EndpointConfig::new(lo(0))).await.unwrap();
+    let lead_addr = lead_ep.local_addr();
+    let media = MediaRuntime::start(RuntimeConfig {
+        loops: 1,
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let engine_ep = Arc::new(Endpoint::bind(EndpointConfig::new(lo(0))).await.unwrap());
+    let mut cfg = DialerConfig::new("127.0.0.1", s.recordings.clone());
+    cfg.campaign_refresh = Duration::from_millis(200);
+    cfg.tick = Duration::from_millis(200);
+    cfg.timers.wrap_up = Duration::from_millis(300);
+    let trunks = StaticTrunks(vec![DialTrunkConfig {
+        id: "ua".into(),
+        name: "ua".into(),
+        server: lead_addr.to_string(),
+        domain: lead_addr.ip().to_string(),
+        username: None,
+        password: None,
+        transport: Transport::Udp,
+        max_concurrent: 1,
+        max_cps: 0.0,
+    }]);
+    let phones = AgentPhones::start_with(AgentConfig::new(lo(0)))
+        .await
+        .unwrap();
+    let a = s
+        .store
+        .create_agent(
+            &s.tenant,
+            serde_json::from_value(json!({"name": "Only", "endpoint": phones.uri("only")}))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let dialer = Dialer::start(
+        s.store.clone(),
+        switchboard_engine::events::EventBus::new(1024),
+        engine_ep,
+        media.clone(),
+        Arc::new(trunks),
+        cfg,
+    )
+    .await
+    .unwrap();
+    dialer.agent_status(&s.tenant, &a.id, "available").await;
+    for _ in 0..100 {
+        if dialer.agents(&s.tenant)[0].state == "available" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.store
+        .start_campaign(&s.tenant, &s.campaign)
+        .await
+        .unwrap();
+    let mut incoming = timeout_secs(10, lead_ep.next_incoming())
+        .await
+        .expect("an INVITE");
+    // A silent person: only what the engine plays can be loud on the agent's side.
+    let lead_stream = media
+        .open_stream(StreamConfig {
+            source: Some(Box::new(Silence)),
+            ..StreamConfig::new(switchboard_media::g711::Law::Mu)
+        })
+        .unwrap();
+    let local = LocalMedia::new("127.0.0.1", lead_stream.local_addr().port(), 9);
+    let answer = local.answer(incoming.offer.as_ref().unwrap(), 1).unwrap();
+    lead_stream
+        .set_remote(SocketAddr::new(
+            answer.media.remote_address.parse().unwrap(),
+            answer.media.remote_port,
+        ))
+        .unwrap();
+    incoming.accept(&answer.sdp).unwrap();
+    s.store
+        .pause_campaign(&s.tenant, &s.campaign)
+        .await
+        .unwrap();
+    // Wait for the bridge, then 2 s of conversation and the person hangs up.
+    let mut bridged = false;
+    for _ in 0..100 {
+        if dialer.agents(&s.tenant)[0].state == "busy" {
+            bridged = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(bridged, "the person was bridged to the agent");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    incoming.hangup().unwrap();
+    let _ = tokio::time::timeout(Duration::from_secs(5), incoming.ended()).await;
+    dialer.shutdown().await;
+    let mut heard = None;
+    for _ in 0..50 {
+        let calls = phones.calls();
+        if let Some(c) = calls.first().filter(|c| c.ended_at.is_some()) {
+            heard = Some(c.heard);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    phones.shutdown().await;
+    media.shutdown();
+    heard.expect("the agent leg ended").loud_frames
+}
+
+fn espeak_installed() -> bool {
+    let ok = std::process::Command::new("espeak-ng")
+        .arg("--version")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok && std::env::var("SWITCHBOARD_REQUIRE_AMD_TOOLS").as_deref() == Ok("1") {
+        panic!("espeak-ng is not installed but SWITCHBOARD_REQUIRE_AMD_TOOLS=1");
+    }
+    ok
+}
+
+/// The whisper: without it a silent person's call leaves the agent's phone hearing nothing
+/// loud; with `tone` it hears the 500 ms zip tone (two 200 ms beeps); with `name` the lead's
+/// name spoken (longer than the tone can be) when espeak-ng is installed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_hears_the_whisper_before_the_lead_is_bridged() {
+    let off = agent_hears_with_whisper("off").await;
+    assert!(off <= 2, "no whisper: {off} loud frames");
+    let tone = agent_hears_with_whisper("tone").await;
+    assert!((15..=25).contains(&tone), "zip tone: {tone} loud frames");
+    if espeak_installed() {
+        let name = agent_hears_with_whisper("name").await;
+        assert!(name > 25, "the spoken name: {name} loud frames");
+    } else {
+        eprintln!("NOTICE: espeak-ng not installed; the spoken-name whisper is not checked");
+    }
+}

@@ -24,7 +24,7 @@ use switchboard_media::runtime::{MediaRuntime, RuntimeConfig};
 use switchboard_sip::endpoint::{Endpoint, EndpointConfig, Transport};
 use tokio::time::timeout;
 
-const PASSWORD: &str = "s3cret";
+const PASSWORD: &str = "s3cret-interop";
 const LEAD: &str = "+12125552300";
 
 fn installed(cmd: &str) -> bool {
@@ -431,5 +431,220 @@ async fn a_campaign_call_through_kamailio_to_baresip_is_bridged_to_a_baresip_age
     );
     drop(lead);
     drop(agent);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// An agent logs in with a softphone: baresip registers with the engine's own registrar
+/// (digest, the login set through the telephony service), the agent is set available, the
+/// engine calls the phone at the contact it registered, and a campaign call to a human on
+/// the carrier simulator is bridged to it — baresip hears the lead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_softphone_registered_with_the_engine_is_called_and_bridged() {
+    use switchboard_engine::telephony::{AgentSipInput, SecretBox, Telephony};
+    use switchboard_sim::{Behavior, Carrier, CarrierConfig, Plan};
+    if !installed("baresip") {
+        return;
+    }
+    let dir = tmp("softphone");
+    let db = format!("sqlite://{}?mode=rwc", dir.join("sb.db").display());
+    let store = Store::connect(&db, &StoreOptions::default()).await.unwrap();
+    store.migrate().await.unwrap();
+    let (t, _) = store
+        .create_tenant_with_owner(
+            "Softphone",
+            &NewUser {
+                email: "o@softphone.test".into(),
+                password_hash: "x".into(),
+                role: Role::Owner,
+                first_name: None,
+                last_name: None,
+                phone: None,
+            },
+        )
+        .await
+        .unwrap();
+    let c = store
+        .create_campaign(
+            &t.id,
+            serde_json::from_value::<CampaignInput>(json!({
+                "name": "Softphone", "caller_id": "+14155550000", "dial_mode": "progressive",
+                "amd_enabled": true, "record_calls": false,
+                "retry_policy": {"max_attempts": 1, "delay_minutes": 1, "retry_on_no_answer": false, "retry_on_busy": false, "retry_on_voicemail": false}
+            }))
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let csv = format!(
+        "phone,timezone\n{LEAD},{}\n",
+        switchboard_sim::daytime_zone()
+    );
+    store
+        .import_leads(
+            &t.id,
+            &c.id,
+            None,
+            std::io::Cursor::new(csv.into_bytes()),
+            &ImportOptions {
+                default_country: "US".into(),
+            },
+        )
+        .await
+        .unwrap();
+    // No endpoint, no phone: the softphone login is the agent's only way to be reached.
+    let a = store
+        .create_agent(
+            &t.id,
+            serde_json::from_value(json!({"name": "Softphone agent"})).unwrap(),
+        )
+        .await
+        .unwrap();
+
+    let events = switchboard_engine::events::EventBus::new(1024);
+    let telephony = Telephony::start(
+        store.clone(),
+        events.clone(),
+        SecretBox::new(SecretBox::generate_key()),
+        switchboard_engine::telephony::EndpointConfig::new("127.0.0.1:0".parse().unwrap()),
+    )
+    .await
+    .unwrap();
+    let engine_addr = telephony.local_addr();
+    let login = telephony
+        .set_agent_sip(
+            &t.id,
+            &a.id,
+            &AgentSipInput {
+                username: "agent7".into(),
+                password: PASSWORD.into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert!(!login.registered);
+    assert_eq!(login.registrar, format!("sip:{engine_addr}"));
+
+    // Before the phone registers, making the agent available loses the leg with a reason.
+    let carrier = Carrier::start(CarrierConfig {
+        ring: Duration::from_millis(200),
+        ..CarrierConfig::new(
+            "127.0.0.1:0".parse().unwrap(),
+            Plan::new().suffix(
+                "0",
+                Behavior::Human {
+                    talk: Duration::from_secs(6),
+                },
+            ),
+        )
+    })
+    .await
+    .unwrap();
+    let media = MediaRuntime::start(RuntimeConfig {
+        loops: 1,
+        bind_ip: "127.0.0.1".parse().unwrap(),
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
+    let trunks = StaticTrunks(vec![DialTrunkConfig {
+        id: "sim".into(),
+        name: "sim".into(),
+        server: carrier.sip_addr().to_string(),
+        domain: carrier.sip_addr().ip().to_string(),
+        username: None,
+        password: None,
+        transport: Transport::Udp,
+        max_concurrent: 0,
+        max_cps: 0.0,
+    }]);
+    let mut cfg = DialerConfig::new("127.0.0.1", dir.join("recordings"));
+    cfg.campaign_refresh = Duration::from_millis(300);
+    cfg.tick = Duration::from_millis(300);
+    cfg.timers.wrap_up = Duration::from_millis(500);
+    let dialer = Dialer::start(
+        store.clone(),
+        events.clone(),
+        telephony.endpoint(),
+        media.clone(),
+        Arc::new(trunks),
+        cfg,
+    )
+    .await
+    .unwrap();
+    let mut bus = events.subscribe();
+    dialer.agent_status(&t.id, &a.id, "available").await;
+    let lost = timeout(Duration::from_secs(10), async {
+        loop {
+            let ev = bus.recv().await.unwrap();
+            if ev.kind == "agent:leg:lost" {
+                return ev;
+            }
+        }
+    })
+    .await
+    .expect("agent:leg:lost while the phone is not registered");
+    assert!(
+        lost.data["reason"]
+            .as_str()
+            .unwrap()
+            .contains("agent7) is not registered"),
+        "{:?}",
+        lost.data
+    );
+
+    // The phone registers with the engine (digest, realm "switchboard").
+    let mut lead_audio = Vec::new();
+    while lead_audio.len() < 8000 * 30 {
+        lead_audio.extend(std::iter::repeat_n(0i16, 800));
+    }
+    let phone = baresip("softphone", "agent7", engine_addr, &lead_audio).await;
+    let mut registered = None;
+    for _ in 0..100 {
+        let s = telephony.agent_sip(&t.id, &a.id).await.unwrap();
+        if s.registered {
+            registered = Some(s);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let s = registered.unwrap_or_else(|| {
+        let log = std::fs::read_to_string(phone.dir.join("baresip.log")).unwrap_or_default();
+        panic!("the softphone did not register with the engine:\n{log}")
+    });
+    assert!(s.contact.as_deref().unwrap().contains("127.0.0.1"), "{s:?}");
+
+    dialer.agent_status(&t.id, &a.id, "available").await;
+    for _ in 0..100 {
+        if dialer.agents(&t.id)[0].state == "available" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dialer.agents(&t.id)[0].state, "available");
+    store.start_campaign(&t.id, &c.id).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while store.campaign(&t.id, &c.id).await.unwrap().status != "completed" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the campaign did not complete"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (calls, _) = store.calls(&t.id, &CallFilter::default()).await.unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].disposition.as_deref(), Some("answered"));
+    assert_eq!(calls[0].agent_id.as_deref(), Some(a.id.as_str()));
+    dialer.shutdown().await;
+    media.shutdown();
+    telephony.shutdown().await;
+    carrier.shutdown().await;
+    // The phone heard the lead (the simulated person talks after the bridge).
+    let got = heard(&phone.dir);
+    assert!(
+        rms(&got) > 100.0,
+        "the softphone heard the lead: rms {:.0} over {} samples",
+        rms(&got),
+        got.len()
+    );
+    drop(phone);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -383,6 +383,26 @@ fn routes(ids: &Ids) -> Vec<(Method, String, Option<Value>, &'static str)> {
             None,
             "supervisor",
         ),
+        // Softphone logins (503 without a telephony service, after the token, tenant and
+        // role checks).
+        (
+            Method::GET,
+            format!("/api/agents/{a}/sip"),
+            None,
+            "supervisor",
+        ),
+        (
+            Method::PUT,
+            format!("/api/agents/{a}/sip"),
+            Some(json!({"username": "ann", "password": "correct horse"})),
+            "supervisor",
+        ),
+        (
+            Method::DELETE,
+            format!("/api/agents/{a}/sip"),
+            None,
+            "supervisor",
+        ),
         (Method::GET, "/api/agent-groups".into(), None, "viewer"),
         (
             Method::POST,

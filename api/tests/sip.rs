@@ -209,7 +209,7 @@ async fn without_telephony_the_routes_that_need_it_answer_503() {
 async fn configure_settings_status_test_register_and_delete() {
     let (app, tel) = App::new(true).await;
     let tel = tel.unwrap();
-    let peer = telephony(&app.store).await; // a second UA: answers OPTIONS 200, no registrar
+    let peer = telephony(&app.store).await; // a second engine: answers OPTIONS 200; its registrar knows no trunk user
     let peer_port = peer.local_addr().port();
     let (owner, tenant) = app.owner("o@acme.test").await;
     let supervisor = app
@@ -343,7 +343,7 @@ async fn configure_settings_status_test_register_and_delete() {
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
 
-    // A registering trunk against a UA that is no registrar: 501, failed.
+    // A registering trunk against a peer whose registrar does not know the user: 403, failed.
     let r = app
         .call(
             Method::POST,
@@ -365,7 +365,7 @@ async fn configure_settings_status_test_register_and_delete() {
         .await;
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     assert_eq!(r.body["trunks"][0]["state"], "failed", "{:?}", r.body);
-    assert_eq!(r.body["trunks"][0]["statusCode"], 501);
+    assert_eq!(r.body["trunks"][0]["statusCode"], 403);
     assert_eq!(r.body["registered"], false);
     let r = app
         .call(
@@ -409,7 +409,7 @@ async fn configure_settings_status_test_register_and_delete() {
     assert!(r.body["trunks"][0]["lastError"]
         .as_str()
         .unwrap()
-        .contains("501"));
+        .contains("403"));
 
     // Health: every registration fails -> 503 down; counts only.
     let r = app.call(Method::GET, "/api/health/sip", None, None).await;
@@ -462,4 +462,122 @@ async fn configure_settings_status_test_register_and_delete() {
     assert!(!text.contains("Sup3r-Secret!"));
     tel.shutdown().await;
     peer.shutdown().await;
+}
+
+#[tokio::test]
+async fn agent_softphone_logins_over_rest() {
+    let (app, _tel) = App::new(true).await;
+    let (owner, tenant) = app.owner("soft@acme.test").await;
+    let mk = |name: &str| json!({ "name": name });
+    let ann = app
+        .call(Method::POST, "/api/agents", Some(&owner), Some(mk("Ann")))
+        .await;
+    let ann = ann.body["agent"]["id"].as_str().unwrap().to_string();
+    let bob = app
+        .call(Method::POST, "/api/agents", Some(&owner), Some(mk("Bob")))
+        .await;
+    let bob = bob.body["agent"]["id"].as_str().unwrap().to_string();
+
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/agents/{ann}/sip"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["sip"]["username"], Value::Null);
+    assert_eq!(r.body["sip"]["realm"], "switchboard");
+    assert!(r.body["sip"]["registrar"]
+        .as_str()
+        .unwrap()
+        .starts_with("sip:127.0.0.1:"));
+
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/agents/{ann}/sip"),
+            Some(&owner),
+            Some(json!({"username": "ann", "password": "correct horse"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["sip"]["username"], "ann");
+    assert_eq!(r.body["sip"]["registered"], false);
+    assert!(!r.text.contains("correct horse"), "{}", r.text);
+
+    // Bad input: 422 naming each field; nothing stored.
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/agents/{bob}/sip"),
+            Some(&owner),
+            Some(json!({"username": "bob smith", "password": "short"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", r.body);
+    assert!(
+        r.text.contains("username") && r.text.contains("password"),
+        "{}",
+        r.text
+    );
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/agents/{bob}/sip"),
+            Some(&owner),
+            Some(json!({"username": "bob", "password": "long enough", "extra": 1})),
+        )
+        .await;
+    assert!(
+        r.status.is_client_error(),
+        "unknown fields refused: {:?}",
+        r.body
+    );
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/agents/{bob}/sip"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(r.body["sip"]["username"], Value::Null);
+    // A user name is the engine's, once.
+    let r = app
+        .call(
+            Method::PUT,
+            &format!("/api/agents/{bob}/sip"),
+            Some(&owner),
+            Some(json!({"username": "ann", "password": "long enough"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{:?}", r.body);
+    // Another tenant cannot see or change it.
+    let (other, _) = app.owner("other@beta.test").await;
+    let r = app
+        .call(
+            Method::GET,
+            &format!("/api/agents/{ann}/sip"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let r = app
+        .call(
+            Method::DELETE,
+            &format!("/api/agents/{ann}/sip"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_eq!(r.body["sip"]["username"], Value::Null);
+    assert_eq!(
+        app.store.agent_sip_username(&tenant, &ann).await.unwrap(),
+        None
+    );
 }

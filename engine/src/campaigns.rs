@@ -24,6 +24,8 @@ pub const STATUSES: [&str; 6] = [
 ];
 /// Dial modes.
 pub const DIAL_MODES: [&str; 4] = ["preview", "progressive", "power", "predictive"];
+/// Whisper choices of a campaign.
+pub const WHISPERS: [&str; 3] = ["off", "tone", "name"];
 /// The legal abandon-rate cap (US FCC / UK Ofcom): 3 % of live answers.
 pub const LEGAL_MAX_ABANDON_RATE: f64 = 0.03;
 
@@ -69,6 +71,9 @@ pub struct Campaign {
     pub amd_enabled: bool,
     pub voicemail_message_url: Option<String>,
     pub record_calls: bool,
+    /// What the agent hears before the lead is bridged in: `off`, `tone` (a zip tone) or
+    /// `name` (the lead's name spoken; a tone when no speech synthesizer is installed).
+    pub whisper: String,
     pub dial_mode: String,
     pub dial_ratio: f64,
     pub max_abandon_rate: f64,
@@ -102,6 +107,7 @@ pub(crate) struct CampaignRow {
     amd_enabled: bool,
     voicemail_message_url: Option<String>,
     record_calls: bool,
+    whisper: String,
     dial_mode: String,
     dial_ratio: f64,
     max_abandon_rate: f64,
@@ -133,6 +139,7 @@ impl_from_row!(CampaignRow {
     amd_enabled,
     voicemail_message_url,
     record_calls,
+    whisper,
     dial_mode,
     dial_ratio,
     max_abandon_rate,
@@ -148,7 +155,7 @@ impl_from_row!(CampaignRow {
 pub(crate) const COLS: &str = "id, tenant_id, name, caller_id, status, schedule_start, schedule_end, timezone, calling_hours_start, \
     calling_hours_end, agent_group_id, max_attempts, retry_delay_minutes, retry_on_no_answer, retry_on_busy, \
     retry_on_voicemail, amd_enabled, voicemail_message_url, record_calls, dial_mode, dial_ratio, \
-    max_abandon_rate, abandon_window, trunk_ids, total_leads, calls_made, calls_completed, created_at, updated_at";
+    max_abandon_rate, abandon_window, trunk_ids, total_leads, calls_made, calls_completed, created_at, updated_at, whisper";
 
 impl From<CampaignRow> for Campaign {
     fn from(r: CampaignRow) -> Self {
@@ -174,6 +181,7 @@ impl From<CampaignRow> for Campaign {
             amd_enabled: r.amd_enabled,
             voicemail_message_url: r.voicemail_message_url,
             record_calls: r.record_calls,
+            whisper: r.whisper,
             dial_mode: r.dial_mode,
             dial_ratio: r.dial_ratio,
             max_abandon_rate: r.max_abandon_rate,
@@ -229,6 +237,8 @@ pub struct CampaignInput {
     #[schema(value_type = Option<String>)]
     pub voicemail_message_url: Patch<String>,
     pub record_calls: Option<bool>,
+    /// off | tone | name: what the agent hears before the lead is bridged in.
+    pub whisper: Option<String>,
     /// preview | progressive | power | predictive
     pub dial_mode: Option<String>,
     /// Lines per ready agent in power mode; the starting ratio in predictive mode (1.0..=10.0).
@@ -273,6 +283,7 @@ fn default_row(tenant_id: &str) -> CampaignRow {
         amd_enabled: true,
         voicemail_message_url: None,
         record_calls: false,
+        whisper: "off".into(),
         dial_mode: "progressive".into(),
         dial_ratio: 1.0,
         max_abandon_rate: LEGAL_MAX_ABANDON_RATE,
@@ -388,6 +399,13 @@ fn apply(row: &mut CampaignRow, input: CampaignInput, create: bool) -> Result<Op
     }
     row.amd_enabled = input.amd_enabled.unwrap_or(row.amd_enabled);
     row.record_calls = input.record_calls.unwrap_or(row.record_calls);
+    if let Some(w) = input.whisper {
+        if WHISPERS.contains(&w.as_str()) {
+            row.whisper = w;
+        } else {
+            issues.add("whisper", "must be one of off, tone, name");
+        }
+    }
     if let Patch::Value(url) = &input.voicemail_message_url {
         let ok = url.len() <= 2048
             && (url.starts_with("https://")
@@ -477,7 +495,7 @@ impl Store {
         apply(&mut row, input, true)?;
         self.check_group(tenant_id, row.agent_group_id.as_deref())
             .await?;
-        let sql = format!("INSERT INTO campaigns ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29)");
+        let sql = format!("INSERT INTO campaigns ({COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29, $30)");
         on_pool!(self, p => bind_row(sqlx::query(&sql), &row).execute(p).await.map(|r| r.rows_affected()))?;
         Ok(row.into())
     }
@@ -609,7 +627,7 @@ impl Store {
     }
 }
 
-/// Binds every column of `COLS`, in order, as `$1..$29`.
+/// Binds every column of `COLS`, in order, as `$1..$30`.
 fn bind_row<'q, DB>(
     q: sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>,
     r: &CampaignRow,
@@ -654,6 +672,7 @@ where
         .bind(r.calls_completed)
         .bind(r.created_at)
         .bind(r.updated_at)
+        .bind(r.whisper.clone())
 }
 
 #[cfg(test)]

@@ -562,3 +562,154 @@ async fn kamailio_registration_lifecycle_with_events() {
     rx.take("sipUnregistered", &bad.id).await;
     drop(k);
 }
+
+// ------------------------------------------------------------------ agent softphones
+
+/// Registers `user` with `password` at `registrar` from a fresh endpoint (a softphone) and
+/// returns the first settled status.
+async fn softphone_register(
+    registrar: SocketAddr,
+    user: &str,
+    password: &str,
+) -> (
+    Endpoint,
+    switchboard_sip::endpoint::RegistrationHandle,
+    switchboard_sip::RegistrationStatus,
+) {
+    use switchboard_sip::endpoint::TrunkConfig;
+    use switchboard_sip::RegistrationStatus;
+    let phone = Endpoint::bind(loopback()).await.expect("phone");
+    let mut cfg = TrunkConfig::new(&registrar.to_string(), "switchboard", user, Some(password));
+    cfg.expires = 120;
+    cfg.retry_initial = Duration::from_secs(60);
+    let reg = phone.register(cfg).await.expect("register");
+    let status = timeout(WAIT, async {
+        loop {
+            match reg.status() {
+                RegistrationStatus::Registering => {
+                    tokio::time::sleep(Duration::from_millis(20)).await
+                }
+                s => return s,
+            }
+        }
+    })
+    .await
+    .expect("a registration outcome");
+    (phone, reg, status)
+}
+
+#[tokio::test]
+async fn agent_softphone_logins_register_with_the_engine() {
+    use switchboard_engine::telephony::AgentSipInput;
+    use switchboard_sip::RegistrationStatus;
+    let dir = std::env::temp_dir().join(format!("sb-softphones-{}", uuid::Uuid::now_v7().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/t.db?mode=rwc", dir.display());
+    let store = Store::connect(&url, &StoreOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let (t, _) = common::tenant(&store, "Acme").await;
+    let ann = store
+        .create_agent(&t, serde_json::from_value(json!({"name": "Ann"})).unwrap())
+        .await
+        .unwrap();
+    let bob = store
+        .create_agent(&t, serde_json::from_value(json!({"name": "Bob"})).unwrap())
+        .await
+        .unwrap();
+    let key = SecretBox::generate_key();
+    let tel = Telephony::start_with(
+        store.clone(),
+        EventBus::default(),
+        SecretBox::new(key),
+        loopback(),
+        options(),
+    )
+    .await
+    .expect("start");
+    let login = |u: &str, p: &str| AgentSipInput {
+        username: u.into(),
+        password: p.into(),
+    };
+    let s = tel
+        .set_agent_sip(&t, &ann.id, &login("ann", "correct horse"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (s.username.as_deref(), s.realm.as_str(), s.registered),
+        (Some("ann"), "switchboard", false)
+    );
+    // One user name per engine.
+    let dup = tel
+        .set_agent_sip(&t, &bob.id, &login("ann", "another pass"))
+        .await;
+    assert!(
+        matches!(dup, Err(switchboard_engine::Error::Conflict { .. })),
+        "{dup:?}"
+    );
+    // Bad input names the field and stores nothing.
+    let bad = tel.set_agent_sip(&t, &bob.id, &login("b b", "x")).await;
+    assert!(
+        matches!(bad, Err(switchboard_engine::Error::Validation { ref issues }) if issues.len() == 2),
+        "{bad:?}"
+    );
+    assert_eq!(store.agent_sip_username(&t, &bob.id).await.unwrap(), None);
+    // The password is stored sealed.
+    let raw = sqlx::SqlitePool::connect(&url).await.unwrap();
+    let col: String = sqlx::query_scalar("SELECT sip_password_enc FROM agents WHERE id = $1")
+        .bind(&ann.id)
+        .fetch_one(&raw)
+        .await
+        .unwrap();
+    assert!(
+        col.starts_with("v1:") && !col.contains("correct horse"),
+        "{col}"
+    );
+
+    // A wrong password is refused; the right one registers, and the engine knows the contact.
+    let (_p, _r, wrong) = softphone_register(tel.local_addr(), "ann", "wrong horse").await;
+    assert!(
+        matches!(&wrong, RegistrationStatus::Failed(f) if f.status == Some(403)),
+        "{wrong:?}"
+    );
+    let (phone, _reg, ok) = softphone_register(tel.local_addr(), "ann", "correct horse").await;
+    assert!(
+        matches!(ok, RegistrationStatus::Registered { .. }),
+        "{ok:?}"
+    );
+    let s = tel.agent_sip(&t, &ann.id).await.unwrap();
+    assert!(s.registered, "{s:?}");
+    let contact = s.contact.unwrap();
+    assert!(
+        contact.contains(&phone.local_addr().port().to_string()),
+        "{contact} is the phone's address"
+    );
+    tel.shutdown().await;
+
+    // After a restart the logins are loaded again (with the same key).
+    let tel = Telephony::start_with(
+        store.clone(),
+        EventBus::default(),
+        SecretBox::new(key),
+        loopback(),
+        options(),
+    )
+    .await
+    .expect("restart");
+    let (_p2, _r2, again) = softphone_register(tel.local_addr(), "ann", "correct horse").await;
+    assert!(
+        matches!(again, RegistrationStatus::Registered { .. }),
+        "{again:?}"
+    );
+    // A removed login can no longer register.
+    let s = tel.clear_agent_sip(&t, &ann.id).await.unwrap();
+    assert_eq!(s.username, None);
+    let (_p3, _r3, gone) = softphone_register(tel.local_addr(), "ann", "correct horse").await;
+    assert!(
+        matches!(&gone, RegistrationStatus::Failed(f) if f.status == Some(403)),
+        "{gone:?}"
+    );
+    tel.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use switchboard_engine::agents::{
     Agent, AgentGroup, AgentGroupInput, AgentStats, NewAgent, STATUSES,
 };
+use switchboard_engine::telephony::{AgentSip, AgentSipInput, Telephony};
 use switchboard_engine::tenancy::Role;
 
 use super::{check_id, list_response, one_response, MessageResponse};
@@ -279,4 +280,78 @@ pub async fn delete_group(
         success: true,
         message: "Agent group deleted".into(),
     }))
+}
+
+/// Answer of the `/api/agents/{id}/sip` routes.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentSipResponse {
+    pub success: bool,
+    pub sip: AgentSip,
+    pub data: AgentSip,
+}
+
+impl AgentSipResponse {
+    fn new(s: AgentSip) -> Self {
+        AgentSipResponse {
+            success: true,
+            sip: s.clone(),
+            data: s,
+        }
+    }
+}
+
+/// The running telephony service, or 503.
+fn telephony(st: &AppState) -> ApiResult<&std::sync::Arc<Telephony>> {
+    st.telephony.as_ref().ok_or(ApiError::ServiceUnavailable(
+        "SIP telephony is not running on this server (see the sip_bind setting and the server log)",
+    ))
+}
+
+/// An agent's softphone login (never the password) and whether the phone is registered.
+#[utoipa::path(operation_id = "agents_get_sip", get, path = "/api/agents/{id}/sip", tag = "agents", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = AgentSipResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
+pub async fn get_sip(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<AxumJson<AgentSipResponse>> {
+    may_act_on(&st, &auth, &id).await?;
+    let s = telephony(&st)?.agent_sip(&auth.tenant_id, &id).await?;
+    Ok(AxumJson(AgentSipResponse::new(s)))
+}
+
+/// Give an agent a softphone login: the phone registers with the engine (digest, the
+/// answer's `realm`, at `registrar`) and the dialer calls it there when the agent is available.
+#[utoipa::path(operation_id = "agents_set_sip", put, path = "/api/agents/{id}/sip", tag = "agents", params(("id" = String, Path)), request_body = AgentSipInput, security(("bearer" = [])),
+    responses((status = 200, body = AgentSipResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody),
+        (status = 503, body = crate::error::ErrorBody)))]
+pub async fn set_sip(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Json(b): Json<AgentSipInput>,
+) -> ApiResult<AxumJson<AgentSipResponse>> {
+    may_act_on(&st, &auth, &id).await?;
+    let s = telephony(&st)?
+        .set_agent_sip(&auth.tenant_id, &id, &b)
+        .await?;
+    Ok(AxumJson(AgentSipResponse::new(s)))
+}
+
+/// Remove an agent's softphone login.
+#[utoipa::path(operation_id = "agents_delete_sip", delete, path = "/api/agents/{id}/sip", tag = "agents", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = AgentSipResponse), (status = 401, body = crate::error::ErrorBody), (status = 403, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 503, body = crate::error::ErrorBody)))]
+pub async fn delete_sip(
+    State(st): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<AxumJson<AgentSipResponse>> {
+    may_act_on(&st, &auth, &id).await?;
+    let s = telephony(&st)?
+        .clear_agent_sip(&auth.tenant_id, &id)
+        .await?;
+    Ok(AxumJson(AgentSipResponse::new(s)))
 }

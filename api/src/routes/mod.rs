@@ -50,6 +50,11 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .routes(routes!(agents::list, agents::create))
         .routes(routes!(agents::get))
         .routes(routes!(agents::set_status))
+        .routes(routes!(
+            agents::get_sip,
+            agents::set_sip,
+            agents::delete_sip
+        ))
         .routes(routes!(agents::stats))
         .routes(routes!(agents::list_groups, agents::create_group))
         .routes(routes!(

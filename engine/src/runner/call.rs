@@ -22,7 +22,7 @@ use tokio::time::Instant;
 
 use super::agents::{AgentNotice, AgentState};
 use super::sinks::{LeadSink, MediaSignal};
-use super::{acquire_trunk, rand_u64, release_trunk, CampaignCtx, DialTrunkConfig, Inner};
+use super::{acquire_trunk, rand_u64, release_trunk, whisper, CampaignCtx, DialTrunkConfig, Inner};
 use crate::campaigns::Campaign;
 use crate::dialer::attempts::{CallPatch, EngineWrite};
 use crate::dialer::call::{Action, Answerer, CallFsm, CallPlan, Disposition, Input, Phase};
@@ -121,6 +121,8 @@ struct Live {
     sig_tx: mpsc::UnboundedSender<MediaSignal>,
     /// The row's end was written (at the lead's hang-up, before the wrap-up).
     ended: bool,
+    /// The lead's name being synthesized for the whisper (campaigns with `whisper: name`).
+    whisper_name: Option<tokio::task::JoinHandle<Option<Arc<switchboard_media::runtime::Clip>>>>,
 }
 
 impl CallJob {
@@ -202,7 +204,16 @@ impl CallJob {
             recording: None,
             sig_tx: sig_tx.clone(),
             ended: false,
+            whisper_name: None,
         };
+        // The spoken name is synthesized while the call rings, ready by the verdict.
+        if whisper::Kind::of(&self.campaign.whisper) == whisper::Kind::Name {
+            live.whisper_name = whisper::name_text(
+                self.lead.first_name.as_deref(),
+                self.lead.last_name.as_deref(),
+            )
+            .map(whisper::synthesize);
+        }
         let mut next_trunk = 0;
         // An INVITE is due: at the start, and again only on a trunk failover.
         let mut invite_due = true;
@@ -521,6 +532,7 @@ impl CallJob {
                 self.notices_tx.clone(),
             )?,
         };
+        self.whisper(live, fsm, started, &reserved.stream).await;
         match self
             .inner
             .media
@@ -529,6 +541,8 @@ impl CallJob {
         {
             Ok(()) => {
                 live.seeking = false;
+                // What the agent's leg sends once the bridge is undone.
+                let _ = reserved.stream.set_source(Some(Box::new(Silence)));
                 let now = started.elapsed();
                 if let Some(v) = fsm.verdict_at() {
                     self.inner.stats.bridge_latency(now.saturating_sub(v));
@@ -565,6 +579,46 @@ impl CallJob {
                 None
             }
         }
+    }
+
+    /// Plays the campaign's whisper to the agent's leg alone, within the budget after the
+    /// verdict (see [`whisper`]); returns when it is time to bridge.
+    async fn whisper(
+        &self,
+        live: &mut Live,
+        fsm: &CallFsm,
+        started: Instant,
+        agent: &StreamHandle,
+    ) {
+        let kind = whisper::Kind::of(&self.campaign.whisper);
+        if kind == whisper::Kind::Off {
+            return;
+        }
+        let verdict = fsm.verdict_at().unwrap_or_default();
+        let mut clip = None;
+        if kind == whisper::Kind::Name {
+            if let Some(mut h) = live.whisper_name.take() {
+                // Not ready yet (a verdict at the answer): wait a little, within the budget.
+                match tokio::time::timeout(whisper::SYNTH_GRACE, &mut h).await {
+                    Ok(r) => clip = r.ok().flatten(),
+                    Err(_) => h.abort(),
+                }
+            }
+        }
+        let since_verdict = started.elapsed().saturating_sub(verdict);
+        let spoken = clip.is_some();
+        let clip = clip.unwrap_or_else(whisper::zip_tone);
+        let Some(play) = whisper::play_for(since_verdict, clip_len(clip.frames())) else {
+            return;
+        };
+        if agent
+            .set_source(Some(Box::new(LoopingClip::times(clip, 1))))
+            .is_err()
+        {
+            return;
+        }
+        tracing::debug!(call = %self.call_id, spoken, ms = play.as_millis() as u64, "whisper to the agent");
+        tokio::time::sleep(play).await;
     }
 
     /// Carries out one action; may return the machine's follow-up actions.

@@ -16,6 +16,7 @@ mod agents;
 mod call;
 mod recording;
 mod sinks;
+mod whisper;
 mod writer;
 
 use std::collections::HashMap;
@@ -1471,8 +1472,27 @@ async fn agent_leg(inner: Arc<Inner>, tenant_id: String, agent_id: String) {
             json!({"agentId": agent_id, "reason": reason, "by": "engine"}),
         );
     };
+    // A softphone login wins: the agent is called where the phone registered.
+    let softphone = inner
+        .store
+        .agent_sip_username(&tenant_id, &agent_id)
+        .await
+        .ok()
+        .flatten();
+    let endpoint = match softphone {
+        Some(user) => match inner.endpoint.lookup_binding(&user) {
+            Some(contact) => Some(contact),
+            None => {
+                lost(&format!(
+                    "the agent's softphone ({user}) is not registered with the engine"
+                ));
+                return;
+            }
+        },
+        None => endpoint,
+    };
     let Some(endpoint) = endpoint else {
-        lost("the agent has no audio endpoint (set `endpoint` to a SIP URI or a number)");
+        lost("the agent has no audio endpoint (set `endpoint` to a SIP URI or a number, or give the agent a softphone login)");
         return;
     };
     let (target, proxy, auth) = if endpoint.starts_with("sip:") || endpoint.starts_with("sips:") {

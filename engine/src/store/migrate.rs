@@ -38,6 +38,12 @@ pub const MIGRATIONS: &[Migration] = &[
         sqlite: include_str!("../../migrations/sqlite/0004_sip_trunks.sql"),
         postgres: include_str!("../../migrations/postgres/0004_sip_trunks.sql"),
     },
+    Migration {
+        version: 5,
+        name: "agent_sip_whisper",
+        sqlite: include_str!("../../migrations/sqlite/0005_agent_sip_whisper.sql"),
+        postgres: include_str!("../../migrations/postgres/0005_agent_sip_whisper.sql"),
+    },
 ];
 
 impl Store {

@@ -14,6 +14,7 @@
 //! [`Telephony::take_incoming`].
 
 pub mod secrets;
+pub mod softphones;
 pub mod trunks;
 
 use std::collections::HashMap;
@@ -24,7 +25,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use switchboard_sip::endpoint::{Endpoint, IncomingCalls, RegistrationHandle, TrunkConfig};
+use switchboard_sip::endpoint::{
+    Endpoint, IncomingCalls, Registrar, RegistrarConfig, RegistrationHandle, TrunkConfig,
+};
 use switchboard_sip::{AuthCredentials, RegistrationEvent, RegistrationStatus};
 use tokio::sync::{oneshot, watch};
 
@@ -33,6 +36,7 @@ use crate::store::Store;
 use crate::{Error, Result};
 
 pub use secrets::SecretBox;
+pub use softphones::{AgentSip, AgentSipInput};
 /// Re-exported so the binary and tests configure the endpoint without naming the sip crate.
 pub use switchboard_sip::endpoint::EndpointConfig;
 pub use trunks::{preview_trunk, provider, DialTrunk, Provider, Trunk, TrunkInput, PROVIDERS};
@@ -49,6 +53,8 @@ pub struct TelephonyOptions {
     pub test_wait: Duration,
     /// Longest wait of `POST /api/sip/register` for the first outcome.
     pub register_wait: Duration,
+    /// Digest realm of the registrar agent softphones register with (default `switchboard`).
+    pub realm: String,
 }
 
 impl Default for TelephonyOptions {
@@ -59,6 +65,7 @@ impl Default for TelephonyOptions {
             retry_max: Duration::from_secs(300),
             test_wait: Duration::from_secs(10),
             register_wait: Duration::from_secs(10),
+            realm: "switchboard".to_owned(),
         }
     }
 }
@@ -324,6 +331,10 @@ pub struct Telephony {
     ops: tokio::sync::Mutex<()>,
     next_generation: std::sync::atomic::AtomicU64,
     incoming: Mutex<Option<oneshot::Sender<oneshot::Sender<IncomingCalls>>>>,
+    /// Agent softphone passwords the registrar answers from.
+    softphones: softphones::Passwords,
+    /// The SIP address phones are told to register with.
+    advertised: SocketAddr,
 }
 
 impl std::fmt::Debug for Telephony {
@@ -354,7 +365,24 @@ impl Telephony {
         options: TelephonyOptions,
     ) -> Result<Arc<Telephony>> {
         let trunks = store.registering_trunks(&secrets).await?;
+        let passwords: softphones::Passwords = Arc::new(std::sync::RwLock::new(
+            softphones::load(&store, &secrets).await?,
+        ));
+        let advertised = config.advertised;
         let mut endpoint = Endpoint::bind(config).await?;
+        let advertised = advertised.unwrap_or(endpoint.local_addr());
+        let lookup = passwords.clone();
+        let registrar = Registrar::new(
+            RegistrarConfig::new(&options.realm),
+            Arc::new(move |user: &str| {
+                lookup
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(user)
+                    .cloned()
+            }),
+        );
+        endpoint.enable_registrar(Arc::new(registrar))?;
         let incoming = endpoint.take_incoming();
         let (handover_tx, handover_rx) = oneshot::channel();
         if let Some(calls) = incoming {
@@ -374,6 +402,8 @@ impl Telephony {
             ops: tokio::sync::Mutex::new(()),
             next_generation: std::sync::atomic::AtomicU64::new(1),
             incoming: Mutex::new(Some(handover_tx)),
+            softphones: passwords,
+            advertised,
         });
         tracing::info!(sip = %t.endpoint.local_addr(), trunks = trunks.len(), "SIP endpoint listening; registering trunks");
         for dt in trunks {
@@ -390,6 +420,47 @@ impl Telephony {
     /// The key sealing trunk passwords.
     pub fn secrets(&self) -> &SecretBox {
         &self.secrets
+    }
+
+    /// An agent's softphone login and registration (`NotFound` for no such agent).
+    pub async fn agent_sip(&self, tenant_id: &str, agent_id: &str) -> Result<AgentSip> {
+        let username = self.store.agent_sip_username(tenant_id, agent_id).await?;
+        let contact = username
+            .as_deref()
+            .and_then(|u| self.endpoint.lookup_binding(u));
+        Ok(AgentSip {
+            agent_id: agent_id.to_owned(),
+            username,
+            realm: self.options.realm.clone(),
+            registrar: format!("sip:{}", self.advertised),
+            registered: contact.is_some(),
+            contact,
+        })
+    }
+
+    /// Gives an agent a softphone login (replacing any): the phone may register at once.
+    pub async fn set_agent_sip(
+        &self,
+        tenant_id: &str,
+        agent_id: &str,
+        input: &AgentSipInput,
+    ) -> Result<AgentSip> {
+        softphones::set(
+            &self.store,
+            &self.secrets,
+            &self.softphones,
+            tenant_id,
+            agent_id,
+            input,
+        )
+        .await?;
+        self.agent_sip(tenant_id, agent_id).await
+    }
+
+    /// Removes an agent's softphone login.
+    pub async fn clear_agent_sip(&self, tenant_id: &str, agent_id: &str) -> Result<AgentSip> {
+        softphones::clear(&self.store, &self.softphones, tenant_id, agent_id).await?;
+        self.agent_sip(tenant_id, agent_id).await
     }
 
     /// Where the endpoint listens.
