@@ -36,6 +36,7 @@ pub struct FileConfig {
     pub sip_bind: Option<String>,
     pub sip_public_addr: Option<String>,
     pub secret_key: Option<String>,
+    pub rtp_ports: Option<String>,
 }
 
 /// Flags shared by every command that opens the database; each also reads its
@@ -118,6 +119,10 @@ pub struct ServeArgs {
     /// 64 hex digits sealing stored SIP passwords [default: generated into <data_dir>/secret_key].
     #[arg(long, env = "SWITCHBOARD_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<String>,
+    /// UDP ports of the call media, MIN-MAX (RTP on even ports, RTCP on the next odd one)
+    /// [default: 10000-20000].
+    #[arg(long, env = "SWITCHBOARD_RTP_PORTS")]
+    pub rtp_ports: Option<String>,
 }
 
 /// Resolved settings.
@@ -142,6 +147,8 @@ pub struct Settings {
     pub sip_bind: Option<SocketAddr>,
     pub sip_public_addr: Option<SocketAddr>,
     pub secret_key: Option<String>,
+    /// The media port range (lowest, highest).
+    pub rtp_ports: (u16, u16),
 }
 
 /// Reads the file (if any) and merges flags/environment over it.
@@ -226,7 +233,12 @@ pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> Result<Settings> {
         Some(v) => Some(parse_public_addr(&v, sip_bind)?),
     };
     let secret_key = serve.secret_key.clone().or(file.secret_key);
+    let rtp_ports = match serve.rtp_ports.clone().or(file.rtp_ports) {
+        None => (10000, 20000),
+        Some(v) => parse_port_range(&v)?,
+    };
     Ok(Settings {
+        rtp_ports,
         sip_bind,
         sip_public_addr,
         secret_key,
@@ -274,6 +286,18 @@ pub fn resolve(common: &CommonArgs, serve: &ServeArgs) -> Result<Settings> {
         allow_signup: serve.allow_signup.or(file.allow_signup).unwrap_or(true),
         log_format,
     })
+}
+
+/// `MIN-MAX` with room for at least one RTP/RTCP pair.
+fn parse_port_range(v: &str) -> Result<(u16, u16)> {
+    let range = v
+        .trim()
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.trim().parse::<u16>().ok()?, b.trim().parse::<u16>().ok()?)));
+    match range {
+        Some((min, max)) if min >= 1024 && max > min => Ok((min, max)),
+        _ => bail!("rtp_ports {v:?} must be MIN-MAX with 1024 <= MIN < MAX (e.g. 10000-20000)"),
+    }
 }
 
 /// `IP:port`, or an IP that takes the bind port.
@@ -408,6 +432,22 @@ mod tests {
         let err = resolve(&common, &ServeArgs::default()).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn rtp_port_range() {
+        let s = resolve(&CommonArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(s.rtp_ports, (10000, 20000));
+        let with = |v: &str| ServeArgs {
+            rtp_ports: Some(v.into()),
+            ..Default::default()
+        };
+        let s = resolve(&CommonArgs::default(), &with(" 30000 - 30999 ")).unwrap();
+        assert_eq!(s.rtp_ports, (30000, 30999));
+        for bad in ["30000", "2000-1000", "80-9000", "a-b", "10000-70000"] {
+            let err = resolve(&CommonArgs::default(), &with(bad)).unwrap_err();
+            assert!(format!("{err:#}").contains("rtp_ports"), "{bad}: {err:#}");
+        }
     }
 
     #[test]

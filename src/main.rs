@@ -493,6 +493,8 @@ async fn start_engine(
     let media = switchboard_media::runtime::MediaRuntime::start(
         switchboard_media::runtime::RuntimeConfig {
             bind_ip,
+            port_min: settings.rtp_ports.0,
+            port_max: settings.rtp_ports.1,
             ..Default::default()
         },
     )

@@ -23,15 +23,20 @@
 //! to the other phone with their own SSRC/sequence/timestamp), 200 packets received per call
 //! per second.
 //!
-//! `cargo bench -p switchboard-recordings --bench recorded_calls [-- [--relay] N,N,...]`.
+//! With `--opus` the lead side speaks Opus (16 kb/s, complexity 5): without `--relay` both
+//! streams of a call are Opus (each packet encoded by the sender and decoded by the receiver,
+//! both in this process); with `--relay` the lead phone and lead leg are Opus and the agent leg
+//! and phone PCMU, so the bridge transcodes both ways (the dialer's Opus-carrier shape). The
+//! media bench (`cargo bench -p switchboard-media --bench opus`) splits the cost per frame.
+//!
+//! `cargo bench -p switchboard-recordings --bench recorded_calls [-- [--relay] [--opus] N,N,...]`.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use switchboard_media::g711::Law;
 use switchboard_media::runtime::{
-    Clip, FrameSource, LoopStats, LoopingClip, MediaRuntime, NullSink, RuntimeConfig, StreamConfig,
-    StreamHandle,
+    Clip, Codec, FrameSource, LoopStats, LoopingClip, MediaRuntime, NullSink, RuntimeConfig,
+    StreamConfig, StreamHandle,
 };
 use switchboard_recordings::{Channel, RecorderOptions, RecordingWriter};
 
@@ -87,7 +92,15 @@ struct Row {
     recorded_s: f64,
 }
 
-async fn run(n: usize, relay: bool, clip: &Arc<Clip>) -> Result<Row, String> {
+async fn run(n: usize, relay: bool, opus: bool, clip: &Arc<Clip>) -> Result<Row, String> {
+    let (lead_codec, agent_codec) = if opus {
+        (
+            Codec::opus(111),
+            if relay { Codec::Pcmu } else { Codec::opus(111) },
+        )
+    } else {
+        (Codec::Pcmu, Codec::Pcmu)
+    };
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let rt = MediaRuntime::start(RuntimeConfig {
         bind_ip: "127.0.0.1".parse().map_err(|e| format!("{e}"))?,
@@ -114,22 +127,25 @@ async fn run(n: usize, relay: bool, clip: &Arc<Clip>) -> Result<Row, String> {
             // Lead phone ⇄ lead leg ⇄ (bridge) ⇄ agent leg ⇄ agent phone.
             let lead_leg = open(StreamConfig {
                 sink: Some(Box::new(rec.channel_sink(Channel::Left))),
-                ..StreamConfig::new(Law::Mu)
+                ..StreamConfig::new(lead_codec)
             })?;
             let agent_leg = open(StreamConfig {
                 sink: Some(Box::new(rec.channel_sink(Channel::Right))),
                 colocate_with: Some(lead_leg.id()),
-                ..StreamConfig::new(Law::Mu)
+                ..StreamConfig::new(agent_codec)
             })?;
-            let phone = |leg: &StreamHandle| {
+            let phone = |leg: &StreamHandle, codec: Codec| {
                 open(StreamConfig {
                     remote: Some(leg.local_addr()),
                     source: source(),
                     sink: Some(Box::new(NullSink)),
-                    ..StreamConfig::new(Law::Mu)
+                    ..StreamConfig::new(codec)
                 })
             };
-            let (lead_phone, agent_phone) = (phone(&lead_leg)?, phone(&agent_leg)?);
+            let (lead_phone, agent_phone) = (
+                phone(&lead_leg, lead_codec)?,
+                phone(&agent_leg, agent_codec)?,
+            );
             remote(&lead_leg, &lead_phone)?;
             remote(&agent_leg, &agent_phone)?;
             rt.bridge(&lead_leg, &agent_leg)
@@ -141,13 +157,13 @@ async fn run(n: usize, relay: bool, clip: &Arc<Clip>) -> Result<Row, String> {
             let agent = open(StreamConfig {
                 source: source(),
                 sink: Some(Box::new(rec.channel_sink(Channel::Right))),
-                ..StreamConfig::new(Law::Mu)
+                ..StreamConfig::new(agent_codec)
             })?;
             let lead = open(StreamConfig {
                 remote: Some(agent.local_addr()),
                 source: source(),
                 sink: Some(Box::new(rec.channel_sink(Channel::Left))),
-                ..StreamConfig::new(Law::Mu)
+                ..StreamConfig::new(lead_codec)
             })?;
             remote(&agent, &lead)?;
             vec![lead, agent]
@@ -213,6 +229,7 @@ fn main() {
         .map(|a| a.split(',').filter_map(|v| v.trim().parse().ok()).collect())
         .unwrap_or_else(|| vec![250, 500, 750, 1000, 1250, 1500]);
     let relay = std::env::args().any(|a| a == "--relay");
+    let opus = std::env::args().any(|a| a == "--opus");
     // Packets received per call per second.
     let per_call = if relay { 200.0 } else { 100.0 };
     let pcm: Vec<i16> = (0..8000)
@@ -224,10 +241,14 @@ fn main() {
         .enable_time()
         .build()
         .expect("tokio runtime");
-    let shape = if relay {
-        "4 streams each: phones and bridged legs, legs relay and record"
-    } else {
-        "2 streams each, 50 pps each way"
+    let shape = match (relay, opus) {
+        (true, false) => "4 streams each: phones and bridged legs, legs relay and record",
+        (true, true) => {
+            "4 streams each: Opus lead phone and leg, PCMU agent leg and phone, legs transcode \
+             and record"
+        }
+        (false, false) => "2 streams each, 50 pps each way",
+        (false, true) => "2 Opus streams each, 50 pps each way",
     };
     println!(
         "recorded_calls: N calls ({shape}) on 127.0.0.1, all recorded, {cores} cores, window \
@@ -257,7 +278,7 @@ fn main() {
             println!("(time budget reached; stopping before N = {n})");
             break;
         }
-        let row = match tokio.block_on(run(n, relay, &clip)) {
+        let row = match tokio.block_on(run(n, relay, opus, &clip)) {
             Ok(r) => r,
             Err(e) => {
                 println!("{n:>6} failed: {e}");
