@@ -452,4 +452,13 @@ async fn a_client_that_does_not_read_is_dropped_and_others_keep_up() {
     .await
     .expect("slow client's stream ends");
     assert!(ended);
+    drop(slow);
+    // Both clients are gone (the fast one with its reader task): nothing stays registered.
+    tokio::time::timeout(GUARD, async {
+        while rig.ws.registry_stats() != switchboard_ws::RegistryStats::default() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("registry left with {:?}", rig.ws.registry_stats()));
 }

@@ -1,8 +1,11 @@
-//! One task per connection: reads client messages, forwards visible bus events into the
-//! connection's bounded queue, pings, and enforces idle and slow-client limits; a second
-//! task writes the queue to the socket.
+//! Two tasks per connection: one reads client messages (subscriptions and the agent protocol
+//! change the connection's registry entry), pings, and enforces the idle limit and the
+//! hub's verdicts; the other writes the connection's bounded queue to the socket. Events
+//! reach the queue from the registry's dispatcher, never through a per-connection bus
+//! subscription.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
@@ -10,22 +13,16 @@ use axum::extract::{Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::stream::SplitSink;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
-use switchboard_engine::events::{Channel, Event};
+use switchboard_engine::events::Channel;
 use switchboard_engine::tenancy::Role;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::mpsc;
 
-use crate::protocol::{crm_message, envelope, event_message, ClientMessage};
+use crate::protocol::{envelope, ClientMessage};
+use crate::registry::{Flavor, Kick, Meter, Outlet, Push, Registration};
 use crate::{Principal, WsState, WsStats};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flavor {
-    /// `/ws`: channels and the agent protocol.
-    Channels,
-    /// `/ws/calls`: the CRM spec's call events only.
-    Crm,
-}
 
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -106,6 +103,7 @@ pub(crate) async fn health(State(st): State<WsState>) -> Json<serde_json::Value>
         "messages_per_second": WsStats::get(&s.messages_sent) as f64 / st.started.elapsed().as_secs_f64().max(1.0),
         "dropped": WsStats::get(&s.dropped),
         "slow_disconnects": WsStats::get(&s.slow_disconnects),
+        "registry": st.registry_stats(),
     }}))
 }
 
@@ -113,71 +111,30 @@ pub(crate) async fn health(State(st): State<WsState>) -> Json<serde_json::Value>
 struct Conn {
     principal: Principal,
     flavor: Flavor,
-    channels: HashSet<Channel>,
     agent: Option<String>,
-    queue: mpsc::Sender<Message>,
-    missed: u64,
-    full_since: Option<Instant>,
-}
-
-enum Push {
-    Sent,
-    Dropped,
-    TooSlow,
+    outlet: Arc<Outlet>,
+    reg: Registration,
 }
 
 impl Conn {
-    /// Whether this connection may see `e`.
-    fn visible(&self, e: &Event) -> bool {
-        match &e.tenant_id {
-            Some(t) if *t != self.principal.tenant_id => return false,
-            None => return self.flavor == Flavor::Channels && self.channels.contains(&e.channel),
-            _ => {}
-        }
-        let own = e.agent_id.is_some() && e.agent_id == self.agent;
-        match self.flavor {
-            Flavor::Crm => self.principal.role != Role::Agent || own,
-            Flavor::Channels if self.principal.role == Role::Agent => own,
-            Flavor::Channels => own || self.channels.contains(&e.channel),
-        }
-    }
-
-    /// Queues a message; overflow is dropped and counted, and a queue full for too long ends
-    /// the connection.
-    fn push(&mut self, msg: Message, st: &WsState) -> Push {
-        if self.missed > 0 && self.full_since.is_none() {
-            let notice = envelope("missed", None, json!({"count": self.missed}));
-            if self.queue.try_send(Message::Text(notice.into())).is_ok() {
-                self.missed = 0;
-            }
-        }
-        match self.queue.try_send(msg) {
-            Ok(()) => {
-                self.full_since = None;
-                WsStats::add(&st.stats.messages_sent, 1);
-                Push::Sent
-            }
-            Err(_) => {
-                self.missed += 1;
-                WsStats::add(&st.stats.dropped, 1);
-                let since = *self.full_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= st.config.slow_client_timeout {
-                    Push::TooSlow
-                } else {
-                    Push::Dropped
-                }
-            }
-        }
-    }
-
     fn reply(
-        &mut self,
+        &self,
         st: &WsState,
         kind: &str,
         channel: Option<&str>,
         data: serde_json::Value,
     ) -> Push {
-        self.push(Message::Text(envelope(kind, channel, data).into()), st)
+        self.outlet
+            .push(Message::Text(envelope(kind, channel, data).into()), &st.hub)
+    }
+}
+
+/// Why a push ends the connection, if it does.
+fn fatal(p: Push) -> Option<&'static str> {
+    match p {
+        Push::TooSlow => Some("too slow"),
+        Push::Gone => Some("closed by client"),
+        Push::Sent | Push::Dropped => None,
     }
 }
 
@@ -194,6 +151,50 @@ async fn authenticate(socket: &mut WebSocket, st: &WsState) -> Option<Principal>
         return None;
     }
     msg.token.as_deref().and_then(|t| (st.verify)(t))
+}
+
+/// Writes the queue to the socket: what is queued goes out in one flush, and once everything
+/// queued before a gap is written the client is told what it missed, even if nothing else
+/// is ever queued.
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Message>,
+    meter: Arc<Meter>,
+) {
+    /// Messages written per flush at most, so a busy queue still flushes.
+    const BATCH: usize = 64;
+    loop {
+        let first = tokio::select! {
+            biased;
+            m = rx.recv() => match m {
+                Some(m) => Some(m),
+                None => break,
+            },
+            () = meter.woken() => None,
+        };
+        if let Some(m) = first {
+            if sink.feed(m).await.is_err() {
+                return;
+            }
+            for _ in 1..BATCH {
+                let Ok(m) = rx.try_recv() else { break };
+                if sink.feed(m).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if rx.is_empty() {
+            if let Some(notice) = meter.take_notice() {
+                if sink.feed(notice).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if sink.flush().await.is_err() {
+            return;
+        }
+    }
+    let _ = sink.close().await;
 }
 
 async fn connection(
@@ -219,35 +220,26 @@ async fn connection(
     };
     WsStats::add(&st.stats.connections, 1);
     WsStats::add(&st.stats.connections_total, 1);
-    let (mut sink, mut stream) = socket.split();
-    let (queue, mut rx) = mpsc::channel::<Message>(st.config.queue.max(1));
-    let writer = tokio::spawn(async move {
-        while let Some(m) = rx.recv().await {
-            if sink.send(m).await.is_err() {
-                return;
-            }
-        }
-        let _ = sink.close().await;
-    });
+    let (sink, mut stream) = socket.split();
+    let (queue, rx) = mpsc::channel::<Message>(st.config.queue.max(1));
+    let meter = Arc::new(Meter::default());
+    let outlet = Arc::new(Outlet::new(queue, meter.clone()));
+    // `connected` is queued before the registration and the writer starts after it: a
+    // client that has read `connected` is registered.
+    outlet.push(Message::Text(envelope("connected", None, json!({"userId": principal.user_id, "tenantId": principal.tenant_id, "role": principal.role.as_str(), "channels": Channel::ALL.map(Channel::as_str)})).into()), &st.hub);
+    let reg = st.hub.register(&st.bus, &principal, flavor, outlet.clone());
+    let writer = tokio::spawn(write_loop(sink, rx, meter));
     let mut conn = Conn {
-        channels: if flavor == Flavor::Crm {
-            HashSet::from([Channel::Calls])
-        } else {
-            HashSet::new()
-        },
         principal,
         flavor,
         agent: None,
-        queue,
-        missed: 0,
-        full_since: None,
+        outlet,
+        reg,
     };
-    let mut bus = st.bus.subscribe();
     let mut ping = tokio::time::interval(st.config.heartbeat);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     ping.tick().await;
     let mut last_heard = Instant::now();
-    conn.reply(&st, "connected", None, json!({"userId": conn.principal.user_id, "tenantId": conn.principal.tenant_id, "role": conn.principal.role.as_str(), "channels": Channel::ALL.map(Channel::as_str)}));
     let reason = loop {
         tokio::select! {
             incoming = stream.next() => match incoming {
@@ -255,43 +247,29 @@ async fn connection(
                 Some(Ok(Message::Text(t))) => {
                     last_heard = Instant::now();
                     WsStats::add(&st.stats.messages_received, 1);
-                    if let Push::TooSlow = client_message(&mut conn, &st, t.as_str()).await {
-                        break "too slow";
+                    if let Some(r) = fatal(client_message(&mut conn, &st, t.as_str()).await) {
+                        break r;
                     }
                 }
                 Some(Ok(Message::Binary(_))) => {
                     last_heard = Instant::now();
-                    conn.reply(&st, "error", None, json!({"message": "binary frames are not supported: send JSON text"}));
+                    let p = conn.reply(&st, "error", None, json!({"message": "binary frames are not supported: send JSON text"}));
+                    if let Some(r) = fatal(p) {
+                        break r;
+                    }
                 }
                 Some(Ok(_)) => last_heard = Instant::now(),
             },
-            event = bus.recv() => match event {
-                Ok(e) => {
-                    if !conn.visible(&e) {
-                        continue;
-                    }
-                    let text = match conn.flavor {
-                        Flavor::Channels => Some(event_message(&e)),
-                        Flavor::Crm => crm_message(&e),
-                    };
-                    if let Some(text) = text {
-                        if let Push::TooSlow = conn.push(Message::Text(text.into()), &st) {
-                            break "too slow";
-                        }
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(n)) => {
-                    conn.missed += n;
-                    WsStats::add(&st.stats.dropped, n);
-                }
-                Err(broadcast::error::RecvError::Closed) => break "shutting down",
+            kick = conn.outlet.kicked() => break match kick {
+                Kick::TooSlow => "too slow",
+                Kick::ShuttingDown => "shutting down",
             },
             _ = ping.tick() => {
                 if last_heard.elapsed() > st.config.heartbeat * 2 {
                     break "idle";
                 }
-                if let Push::TooSlow = conn.push(Message::Ping(Default::default()), &st) {
-                    break "too slow";
+                if let Some(r) = fatal(conn.outlet.push(Message::Ping(Default::default()), &st.hub)) {
+                    break r;
                 }
             }
         }
@@ -300,8 +278,11 @@ async fn connection(
         WsStats::add(&st.stats.slow_disconnects, 1);
     }
     tracing::debug!(reason, tenant = %conn.principal.tenant_id, "websocket closed");
+    let Conn { outlet, reg, .. } = conn;
+    // Out of the registry first: nothing more is queued for this connection.
+    drop(reg);
     let code = if reason == "too slow" { 1013 } else { 1000 };
-    let _ = conn.queue.try_send(Message::Close(Some(CloseFrame {
+    outlet.offer(Message::Close(Some(CloseFrame {
         code,
         reason: Utf8Bytes::from_static(if code == 1013 {
             "too slow: reconnect"
@@ -309,12 +290,17 @@ async fn connection(
             "bye"
         }),
     })));
-    drop(conn.queue);
+    // The last sender: the writer ends once it has written what is queued.
+    drop(outlet);
+    drop(stream);
+    let abort = writer.abort_handle();
     if tokio::time::timeout(Duration::from_secs(1), writer)
         .await
         .is_err()
     {
-        tracing::debug!("websocket writer stuck on a full socket: dropped");
+        // Stuck on a socket the client does not read: dropping the writer closes it.
+        abort.abort();
+        tracing::debug!("websocket writer stuck on a full socket: aborted");
     }
     st.stats
         .connections
@@ -337,11 +323,7 @@ async fn client_message(conn: &mut Conn, st: &WsState, text: &str) -> Push {
         "subscribe" | "unsubscribe" if conn.flavor == Flavor::Channels => match msg.channel.as_deref().and_then(Channel::parse) {
             Some(c) => {
                 let subscribe = msg.kind == "subscribe";
-                if subscribe {
-                    conn.channels.insert(c);
-                } else {
-                    conn.channels.remove(&c);
-                }
+                st.hub.set_channel(&conn.reg, c, subscribe);
                 conn.reply(st, if subscribe { "subscribed" } else { "unsubscribed" }, Some(c.as_str()), json!({}))
             }
             None => conn.reply(st, "error", None, json!({"message": "unknown channel: use calls, recordings, sip, metrics, performance or agents"})),
@@ -352,6 +334,7 @@ async fn client_message(conn: &mut Conn, st: &WsState, text: &str) -> Push {
             };
             match st.store.agent(&conn.principal.tenant_id, &agent_id).await {
                 Ok(a) if conn.principal.role >= Role::Supervisor || a.user_id.as_deref() == Some(conn.principal.user_id.as_str()) => {
+                    st.hub.join(&conn.reg, &a.id);
                     conn.agent = Some(a.id.clone());
                     conn.reply(st, "agent:joined", None, json!({"agentId": a.id, "status": a.status}))
                 }

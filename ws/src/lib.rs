@@ -7,14 +7,19 @@
 //! WebSocket) or a first message `{"type": "auth", "token": ...}`; the token verifier comes
 //! from the binary (the API owns tokens), so this crate depends on the engine only.
 //!
+//! Fan-out: one dispatcher reads the bus once and queues each event, serialized once per wire
+//! flavour, only for the connections the registry says may see it (see `registry`), so the
+//! cost of an event is its audience, not the number of connections.
+//!
 //! Invariants: no event of one tenant reaches another; agents see only their own events
 //! (plus system metrics); a slow client never slows the engine or other clients — each
 //! connection has a bounded queue, overflow is dropped and counted, the client is told how
-//! many it missed when it catches up, and one that stays full past `slow_client_timeout` is
-//! disconnected.
+//! many it missed as soon as it has caught up, and one that stays full past
+//! `slow_client_timeout` is disconnected.
 
 mod hub;
 mod protocol;
+mod registry;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -138,6 +143,18 @@ impl WsStats {
     }
 }
 
+/// The size of the hub's registry (`/api/health/websocket`; all zero once every client has
+/// gone).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RegistryStats {
+    /// Registered connections.
+    pub connections: usize,
+    /// Tenants with at least one registered connection.
+    pub tenants: usize,
+    /// Connection ids held by all the indexes (channel, CRM, agent, system-wide).
+    pub index_entries: usize,
+}
+
 /// What the hub needs.
 #[derive(Clone)]
 pub struct WsState {
@@ -147,18 +164,29 @@ pub struct WsState {
     pub config: Arc<WsConfig>,
     pub stats: Arc<WsStats>,
     pub started: Instant,
+    hub: Arc<registry::Hub>,
 }
 
 impl WsState {
     pub fn new(store: Store, bus: EventBus, verify: Verifier, config: WsConfig) -> Self {
+        let stats = Arc::new(WsStats::default());
         Self {
             store,
             bus,
             verify,
+            hub: Arc::new(registry::Hub::new(
+                stats.clone(),
+                config.slow_client_timeout,
+            )),
             config: Arc::new(config),
-            stats: Arc::new(WsStats::default()),
+            stats,
             started: Instant::now(),
         }
+    }
+
+    /// The registry's size now.
+    pub fn registry_stats(&self) -> RegistryStats {
+        self.hub.stats()
     }
 }
 

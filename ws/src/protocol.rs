@@ -1,6 +1,6 @@
 //! Wire format: the envelope, client messages, and the CRM flavour's renaming.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use switchboard_engine::events::Event;
 
@@ -13,23 +13,46 @@ pub fn envelope(kind: &str, channel: Option<&str>, data: Value) -> String {
     m.to_string()
 }
 
+/// An event on the wire, borrowed from the bus (serialized once per flavour, not per
+/// connection).
+#[derive(Serialize)]
+struct Wire<'a> {
+    #[serde(rename = "type")]
+    kind: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel: Option<&'a str>,
+    data: &'a Value,
+    timestamp: String,
+}
+
+fn wire(kind: &str, channel: Option<&str>, e: &Event) -> Option<String> {
+    let empty = json!({});
+    let w = Wire {
+        kind,
+        channel,
+        data: if e.data.is_null() { &empty } else { &e.data },
+        timestamp: e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    };
+    serde_json::to_string(&w).ok()
+}
+
 /// An event as `/ws` sends it.
-pub fn event_message(e: &Event) -> String {
-    let mut m = json!({"type": e.kind, "channel": e.channel.as_str(), "data": e.data, "timestamp": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)});
-    if e.data.is_null() {
-        m["data"] = json!({});
+pub fn event_message(e: &Event) -> Option<String> {
+    wire(e.kind, Some(e.channel.as_str()), e)
+}
+
+/// The `/ws/calls` (CRM spec) name of an event, when it has a counterpart there.
+pub fn crm_kind(e: &Event) -> Option<&'static str> {
+    match e.kind {
+        "callInitiated" => Some("new_call"),
+        "callConnected" | "callEnded" | "callUpdated" | "callQualityUpdate" => Some("call_updated"),
+        _ => None,
     }
-    m.to_string()
 }
 
 /// An event as `/ws/calls` (CRM spec) sends it, when it has a counterpart there.
 pub fn crm_message(e: &Event) -> Option<String> {
-    let kind = match e.kind {
-        "callInitiated" => "new_call",
-        "callConnected" | "callEnded" | "callUpdated" | "callQualityUpdate" => "call_updated",
-        _ => return None,
-    };
-    Some(json!({"type": kind, "data": e.data, "timestamp": e.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)}).to_string())
+    wire(crm_kind(e)?, None, e)
 }
 
 /// What a client may send.
