@@ -213,6 +213,7 @@ async fn serve(shared: Arc<Shared>, mut inc: IncomingCall) {
         ip: shared.config.bind.ip(),
         jitter: Duration::ZERO,
         rng: rng.fork(),
+        prefer_opus: false,
     };
     let (end, sent) = match uas::answer(&inc, plan, Box::new(script)).await {
         Ok(leg) => {

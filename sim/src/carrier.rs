@@ -62,6 +62,9 @@ pub struct CarrierConfig {
     pub media_loops: usize,
     /// Finished calls kept for [`Carrier::calls`] (default 10 000).
     pub keep_finished: usize,
+    /// Answer with opus whenever the offer has it, whatever its place there (an Opus carrier;
+    /// default false: the offerer's first codec, as RFC 3264 prefers).
+    pub answer_opus: bool,
 }
 
 impl CarrierConfig {
@@ -81,6 +84,7 @@ impl CarrierConfig {
             rtp_ports: (40000, 49999),
             media_loops: 1,
             keep_finished: 10_000,
+            answer_opus: false,
         }
     }
 }
@@ -97,6 +101,7 @@ struct Shared {
     plan: Plan,
     rng: Mutex<Rng>,
     registrar: Arc<Registrar>,
+    answer_opus: bool,
 }
 
 /// A running carrier simulator. Call [`Carrier::shutdown`] to end it cleanly (dropping it
@@ -169,6 +174,7 @@ impl Carrier {
             plan: config.plan,
             rng: Mutex::new(Rng::new(config.seed)),
             registrar,
+            answer_opus: config.answer_opus,
         });
         let (stop, mut stopped) = watch::channel(false);
         let s = Arc::clone(&shared);
@@ -311,6 +317,7 @@ async fn serve(shared: Arc<Shared>, mut inc: IncomingCall) {
                         ip: shared.ip,
                         jitter: Duration::from_millis(u64::from(shared.impair.jitter_ms)),
                         rng: rng.fork(),
+                        prefer_opus: shared.answer_opus,
                     };
                     match uas::answer(&inc, plan, source).await {
                         Ok(leg) => {

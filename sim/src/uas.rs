@@ -8,7 +8,7 @@ use std::time::Duration;
 use switchboard_media::codec::Codec as MediaCodec;
 use switchboard_media::runtime::{FrameSource, MediaHandle, StreamConfig, StreamHandle};
 use switchboard_sip::endpoint::IncomingCall;
-use switchboard_sip::sdp::LocalMedia;
+use switchboard_sip::sdp::{Codec, LocalMedia};
 use switchboard_sip::InboundEnd;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -76,6 +76,8 @@ pub(crate) struct MediaPlan<'a> {
     /// Jitter to add (0: none) and the generator for it.
     pub jitter: Duration,
     pub rng: Rng,
+    /// Answer with opus when the offer has it, wherever it stands there.
+    pub prefer_opus: bool,
 }
 
 /// Negotiates from the caller's offer (its first codec of PCMU, PCMA and opus), opens the
@@ -90,6 +92,16 @@ pub(crate) async fn answer(
     let offer = inc.offer.as_ref().ok_or(NOT_ACCEPTABLE)?;
     let mut local = LocalMedia::new(&plan.ip.to_string(), 9, plan.rng.clone().next_u64() >> 1);
     // LocalMedia's codecs: PCMU, PCMA, opus and telephone-event, all carried by the runtime.
+    if plan.prefer_opus {
+        let opus_only = vec![
+            Codec::opus(switchboard_media::codec::DEFAULT_OPUS_PAYLOAD_TYPE),
+            Codec::telephone_event(101),
+        ];
+        let all = core::mem::replace(&mut local.codecs, opus_only);
+        if local.answer(offer, 1).is_err() {
+            local.codecs = all;
+        }
+    }
     let probe = local.answer(offer, 1).map_err(|_| NOT_ACCEPTABLE)?;
     let c = &probe.media.codec;
     let codec =

@@ -406,8 +406,13 @@ impl Worker {
                 opus,
             } => {
                 if let Some(s) = self.get(id) {
+                    // The same codec again (early media, then the answer): keep the decoder's
+                    // history; the new state is dropped.
+                    let same = s.session.codec() == codec && s.opus.is_some() == opus.is_some();
                     s.session.set_codec(codec, dtmf_payload_type);
-                    s.opus = opus;
+                    if !same {
+                        s.opus = opus;
+                    }
                 }
             }
             Command::SendDtmf { id, sender } => {

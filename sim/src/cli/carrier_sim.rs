@@ -77,6 +77,9 @@ pub struct CarrierSimArgs {
     /// Media loops (threads).
     #[arg(long, default_value_t = 1)]
     pub media_loops: usize,
+    /// Answer with opus whenever the offer has it (an Opus carrier), not the offer's first codec.
+    #[arg(long)]
+    pub answer_opus: bool,
     /// Print one JSON line per finished call (and a first line with the address).
     #[arg(long)]
     pub json: bool,
@@ -138,6 +141,7 @@ impl CarrierSimArgs {
         };
         c.rtp_ports = port_range("rtp-ports", &self.rtp_ports)?;
         c.media_loops = self.media_loops;
+        c.answer_opus = self.answer_opus;
         Ok(c)
     }
 }
