@@ -287,10 +287,12 @@ impl OpusDecoder {
     /// Decodes one packet into the front of `out`; returns the number of samples (160 for a
     /// 20 ms packet). `out` must hold the packet's duration ([`MAX_OPUS_SAMPLES`] holds any).
     pub fn decode(&mut self, packet: &[u8], out: &mut [i16]) -> Result<usize> {
-        if packet.len() <= 1 {
-            // 0 or 1 byte is how libopus spells a lost or DTX frame; ours is explicit.
-            return Err(codec_error("Opus packet of less than 2 bytes"));
+        if packet.is_empty() {
+            // libopus's spelling of a lost frame; ours is `conceal`.
+            return Err(codec_error("empty Opus packet"));
         }
+        // A TOC byte alone is a DTX frame (the sender's silence): the decoder fills its
+        // duration from its history, fading out.
         let n = opus_packet_samples(packet, PCM_RATE)? as usize;
         if out.len() < n {
             return Err(Error::BufferTooSmall {
@@ -532,7 +534,8 @@ mod tests {
         let mut dec = OpusDecoder::new().unwrap();
         let mut out = [0i16; MAX_OPUS_SAMPLES];
         assert!(dec.decode(&[], &mut out).is_err());
-        assert!(dec.decode(&[8], &mut out).is_err());
+        // A DTX frame (TOC only, SILK 20 ms): its 20 ms, concealed.
+        assert_eq!(dec.decode(&[8], &mut out), Ok(160));
         // Too small an output for a 120 ms packet.
         assert!(matches!(
             dec.decode(&[(3 << 3) | 1, 0, 0], &mut [0i16; 160]),
