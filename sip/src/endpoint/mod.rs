@@ -48,7 +48,16 @@ pub struct EndpointConfig {
     /// The address written in Via sent-by and Contact when it differs from the bound one
     /// (a wildcard bind such as `0.0.0.0:5060`, or NAT); default: the bound address.
     pub advertised: Option<SocketAddr>,
+    /// SO_RCVBUF and SO_SNDBUF asked for the UDP socket (default [`DEFAULT_UDP_BUFFER`]).
+    /// The kernel caps it at `net.core.rmem_max` / `wmem_max`; see
+    /// [`Endpoint::udp_buffer_sizes`] for what it granted.
+    pub udp_buffer: usize,
 }
+
+/// The UDP socket buffers asked for by default: 4 MiB. The kernel's default (~208 KiB)
+/// holds about 250 INVITEs; a burst of setups and teardowns at a few hundred concurrent
+/// calls overflowed it (datagrams dropped, Timer A retransmitting).
+pub const DEFAULT_UDP_BUFFER: usize = 4 * 1024 * 1024;
 
 impl EndpointConfig {
     pub fn new(bind: SocketAddr) -> EndpointConfig {
@@ -58,6 +67,7 @@ impl EndpointConfig {
             timers: TimerConfig::default(),
             user_agent: Some("Switchboard".to_owned()),
             advertised: None,
+            udp_buffer: DEFAULT_UDP_BUFFER,
         }
     }
 }
@@ -228,6 +238,8 @@ pub struct Endpoint {
     next_id: Arc<AtomicU64>,
     /// Set by [`Endpoint::enable_registrar`].
     registrar: std::sync::OnceLock<Arc<Registrar>>,
+    /// SO_RCVBUF and SO_SNDBUF of the UDP socket as the kernel reports them after bind.
+    udp_buffers: (usize, usize),
 }
 
 impl Endpoint {
@@ -260,6 +272,7 @@ impl Endpoint {
             (udp, tcp)
         };
         let local_addr = udp.local_addr().map_err(io("bind udp"))?;
+        let udp_buffers = set_udp_buffers(&udp, config.udp_buffer);
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming) = mpsc::unbounded_channel();
         let stats = Arc::new(EndpointStats::default());
@@ -283,7 +296,14 @@ impl Endpoint {
             stats,
             next_id,
             registrar: std::sync::OnceLock::new(),
+            udp_buffers,
         })
+    }
+
+    /// The UDP socket's receive and send buffer sizes in bytes as the kernel reports them
+    /// (Linux reports twice what it grants for payload, for its bookkeeping).
+    pub fn udp_buffer_sizes(&self) -> (usize, usize) {
+        self.udp_buffers
     }
 
     /// The bound address (Via sent-by and Contact use it).
@@ -450,6 +470,24 @@ impl IncomingCalls {
 }
 
 /// The transport a URI asks for with `;transport=` (UDP unless it says TCP).
+/// Asks for `bytes` of receive and send buffer on `udp` (capped by the kernel; a refusal only
+/// logs) and returns the sizes in effect.
+fn set_udp_buffers(udp: &UdpSocket, bytes: usize) -> (usize, usize) {
+    let sock = socket2::SockRef::from(udp);
+    if bytes > 0 {
+        if let Err(e) = sock.set_recv_buffer_size(bytes) {
+            tracing::debug!(error = %e, bytes, "SO_RCVBUF refused");
+        }
+        if let Err(e) = sock.set_send_buffer_size(bytes) {
+            tracing::debug!(error = %e, bytes, "SO_SNDBUF refused");
+        }
+    }
+    (
+        sock.recv_buffer_size().unwrap_or(0),
+        sock.send_buffer_size().unwrap_or(0),
+    )
+}
+
 fn uri_transport(uri: &str) -> Transport {
     let params = uri.split('?').next().unwrap_or(uri);
     let tcp = params.split(';').skip(1).any(|p| {

@@ -29,6 +29,11 @@ use crate::transport::{uri_socket_addr, NetEvent, TcpConns, Transport};
 /// How long shutdown waits for unregistrations and BYEs.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
+/// Most inputs of one kind (datagrams, commands, TCP messages) handled per wake-up: after a
+/// readiness the task drains what is queued up to this many before it polls the other sources
+/// again, so a burst costs one wake-up, not one per datagram, and no source starves the others.
+const BATCH: usize = 64;
+
 enum Machine {
     Reg {
         reg: Registration,
@@ -146,6 +151,7 @@ impl Task {
                     Ok((n, source)) => {
                         let now = Instant::now();
                         self.on_datagram(now, &buf[..n], source);
+                        self.drain_udp(&mut buf);
                     }
                     Err(e) => tracing::debug!(error = %e, "udp recv"),
                 },
@@ -155,17 +161,25 @@ impl Task {
                     }
                 }
                 Some(ev) = self.net_rx.recv() => {
-                    let now = Instant::now();
-                    match ev {
-                        NetEvent::Message { msg, source, transport } => self.on_message(now, msg, source, transport),
-                        NetEvent::Malformed { bytes, source } => self.on_malformed(&bytes, source, Transport::Tcp),
-                        NetEvent::Closed { peer } => self.conns.closed(peer),
+                    self.on_net_event(ev);
+                    for _ in 1..BATCH {
+                        match self.net_rx.try_recv() {
+                            Ok(ev) => self.on_net_event(ev),
+                            Err(_) => break,
+                        }
                     }
                 }
                 cmd = self.commands.recv() => match cmd {
                     Some(cmd) => {
                         let now = Instant::now();
                         self.on_command(now, cmd);
+                        for _ in 1..BATCH {
+                            match self.commands.try_recv() {
+                                Ok(cmd) => self.on_command(Instant::now(), cmd),
+                                // Closed: the next `recv` returns None and the loop ends.
+                                Err(_) => break,
+                            }
+                        }
                     }
                     None => break,
                 },
@@ -176,6 +190,36 @@ impl Task {
             if self.finish_shutdown(now) {
                 break;
             }
+        }
+    }
+
+    /// Handles the datagrams already queued on the UDP socket (up to [`BATCH`] - 1 after the
+    /// one `recv_from` returned), reusing `buf`; stops at the first `WouldBlock`.
+    fn drain_udp(&mut self, buf: &mut [u8]) {
+        for _ in 1..BATCH {
+            match self.udp.try_recv_from(buf) {
+                Ok((n, source)) => self.on_datagram(Instant::now(), &buf[..n], source),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // E.g. ECONNREFUSED from an ICMP port-unreachable: not fatal, go on.
+                    tracing::debug!(error = %e, "udp recv");
+                }
+            }
+        }
+    }
+
+    fn on_net_event(&mut self, ev: NetEvent) {
+        let now = Instant::now();
+        match ev {
+            NetEvent::Message {
+                msg,
+                source,
+                transport,
+            } => self.on_message(now, msg, source, transport),
+            NetEvent::Malformed { bytes, source } => {
+                self.on_malformed(&bytes, source, Transport::Tcp)
+            }
+            NetEvent::Closed { peer } => self.conns.closed(peer),
         }
     }
 
