@@ -1,5 +1,6 @@
 //! The event bus: everything the engine and the API do that a person watches live. One
-//! broadcast channel; the WebSocket hub reads it once (one dispatcher) and routes each event by tenant, channel and agent.
+//! broadcast channel; the WebSocket hub reads it once (one dispatcher) and routes each event
+//! by tenant, channel and agent.
 //! Publishing never blocks and never fails the caller: with no subscriber the event is
 //! dropped, and a subscriber that lags loses the oldest events (and is told how many).
 

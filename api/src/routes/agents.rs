@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use switchboard_engine::agents::{
     Agent, AgentGroup, AgentGroupInput, AgentStats, NewAgent, STATUSES,
 };
-use switchboard_engine::telephony::{AgentSip, AgentSipInput, Telephony};
+use switchboard_engine::telephony::{AgentSip, AgentSipInput};
 use switchboard_engine::tenancy::Role;
 
+use super::sip::telephony;
 use super::{check_id, list_response, one_response, MessageResponse};
 use crate::auth::Auth;
 use crate::error::{ApiError, ApiResult};
@@ -298,13 +299,6 @@ impl AgentSipResponse {
             data: s,
         }
     }
-}
-
-/// The running telephony service, or 503.
-fn telephony(st: &AppState) -> ApiResult<&std::sync::Arc<Telephony>> {
-    st.telephony.as_ref().ok_or(ApiError::ServiceUnavailable(
-        "SIP telephony is not running on this server (see the sip_bind setting and the server log)",
-    ))
 }
 
 /// An agent's softphone login (never the password) and whether the phone is registered.

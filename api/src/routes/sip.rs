@@ -29,7 +29,7 @@ use crate::json::Json;
 use crate::AppState;
 
 /// The running telephony service, or 503.
-fn telephony(st: &AppState) -> ApiResult<&Arc<Telephony>> {
+pub(crate) fn telephony(st: &AppState) -> ApiResult<&Arc<Telephony>> {
     st.telephony.as_ref().ok_or(ApiError::ServiceUnavailable(
         "SIP telephony is not running on this server (see the sip_bind setting and the server log)",
     ))
